@@ -29,6 +29,7 @@ inline constexpr const char* TOKENIZER = "ERR_NLA_TOKENIZER";
 inline constexpr const char* ABORTED = "ERR_NLA_ABORTED";
 inline constexpr const char* NO_CUDA = "ERR_NLA_NO_CUDA";
 inline constexpr const char* OOM = "ERR_NLA_OUT_OF_MEMORY";
+inline constexpr const char* HEAD_INVALID = "ERR_NLA_HEAD_INVALID";
 inline constexpr const char* INTERNAL = "ERR_NLA_INTERNAL";
 }  // namespace code
 
