@@ -1,0 +1,251 @@
+#!/usr/bin/env node
+/**
+ * nla-ar command line: demo | reconstruct | round-trip | tokenize | info.
+ * Human-readable output by default, --json for machines; progress on stderr for long work.
+ */
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { NlaError } from './errors';
+import { Reconstructor } from './reconstructor';
+import { Tokenizer } from './tokenizer';
+import { norm } from './metrics';
+import { ensureDemoFiles } from './synthetic/index';
+
+const USAGE = `nla-ar — Activation Reconstructor for the Gemma-4-E2B Natural Language Autoencoder
+
+Usage:
+  nla-ar demo [--json]                         run the AR on an embedded synthetic model (no downloads)
+  nla-ar reconstruct --model M.gguf --adapter DIR [--head H] [--layer 17] [--threads N] [--device auto|cpu|cuda]
+                     (EXPLANATION... | --file F)  [--json]
+                     F: one explanation per line, or JSON lines of strings / {"explanation": ...}
+  nla-ar round-trip  --model M.gguf --adapter DIR --file F.jsonl [--mean MEAN.json] [--json]
+                     F: JSON lines {"activation": [...1536 numbers], "explanation": "..."}
+  nla-ar round-trip  --model M.gguf --adapter DIR --text "source text" --explanation "..." [--activation-layer 23]
+  nla-ar tokenize    --model M.gguf (TEXT | --file F) [--no-bos] [--json]
+  nla-ar info        --model M.gguf [--adapter DIR] [--json]
+
+Exit codes: 0 ok, 1 error (the message names the NlaError code), 2 bad usage.`;
+
+const options = {
+  model: { type: 'string' },
+  adapter: { type: 'string' },
+  head: { type: 'string' },
+  layer: { type: 'string' },
+  'activation-layer': { type: 'string' },
+  threads: { type: 'string' },
+  device: { type: 'string' },
+  file: { type: 'string' },
+  text: { type: 'string' },
+  explanation: { type: 'string' },
+  mean: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  'no-bos': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
+
+class UsageError extends Error {}
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
+  return n;
+}
+
+function need(v: string | undefined, name: string): string {
+  if (!v) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function progress(done: number, total: number, json: boolean): void {
+  if (total > 1 && process.stderr.isTTY !== undefined && !json) process.stderr.write(`\r[${done}/${total}]${done === total ? '\n' : ''}`);
+}
+
+function readExplanations(file: string): string[] {
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0);
+  return lines.map((l) => {
+    const t = l.trim();
+    if (t.startsWith('"') || t.startsWith('{')) {
+      const v = JSON.parse(t) as unknown;
+      if (typeof v === 'string') return v;
+      if (v && typeof v === 'object' && typeof (v as { explanation?: unknown }).explanation === 'string') return (v as { explanation: string }).explanation;
+    }
+    return l;
+  });
+}
+
+function fmt(v: Float32Array, n = 6): string {
+  return `[${Array.from(v.slice(0, n), (x) => x.toFixed(4)).join(', ')}${v.length > n ? ', …' : ''}] (‖v‖ = ${norm(v).toFixed(3)}, d = ${v.length})`;
+}
+
+async function open(values: Values): Promise<Reconstructor> {
+  return Reconstructor.load({
+    model: need(values.model, 'model'),
+    adapter: values.adapter ?? null,
+    ...(values.head ? { head: values.head } : {}),
+    ...(values.layer !== undefined ? { layer: int(values.layer, 'layer') } : {}),
+    ...(values.threads !== undefined ? { threads: int(values.threads, 'threads') } : {}),
+    ...(values.device ? { device: values.device as 'auto' | 'cpu' | 'cuda' } : {}),
+  });
+}
+
+async function cmdReconstruct(values: Values, positionals: string[]): Promise<void> {
+  const texts = values.file ? readExplanations(values.file) : positionals;
+  if (texts.length === 0) throw new UsageError('give explanations as arguments or with --file');
+  const ar = await open(values);
+  try {
+    const out: { explanation: string; reconstruction: number[] }[] = [];
+    for (let i = 0; i < texts.length; i++) {
+      const v = await ar.reconstruct(texts[i]);
+      out.push({ explanation: texts[i], reconstruction: Array.from(v) });
+      progress(i + 1, texts.length, values.json);
+      if (!values.json) console.log(`${i + 1}. ${JSON.stringify(texts[i].slice(0, 80))}\n   → ${fmt(v)}`);
+    }
+    if (values.json) console.log(JSON.stringify(out));
+  } finally {
+    await ar.close();
+  }
+}
+
+async function cmdRoundTrip(values: Values): Promise<void> {
+  const ar = await open(values);
+  try {
+    let items: { activation: number[] | Float32Array; explanation: string }[];
+    if (values.file) {
+      items = fs
+        .readFileSync(values.file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as { activation: number[]; explanation: string });
+    } else {
+      const text = need(values.text, 'text');
+      const explanation = need(values.explanation, 'explanation');
+      const layer = int(values['activation-layer'], 'activation-layer') ?? 23;
+      items = [{ activation: await ar.activation(text, { layer }), explanation }];
+    }
+    const mean = values.mean ? (JSON.parse(fs.readFileSync(values.mean, 'utf8')) as number[]) : undefined;
+    const results = [];
+    for (let i = 0; i < items.length; i++) {
+      const r = await ar.roundTrip(items[i], mean ? { mean } : {});
+      results.push({ explanation: items[i].explanation, cosine: r.cosine, mse: r.mse, fve: r.fve, reconstruction: Array.from(r.reconstruction) });
+      progress(i + 1, items.length, values.json);
+      if (!values.json)
+        console.log(`${i + 1}. cos = ${r.cosine.toFixed(4)}  mse = ${r.mse.toFixed(4)}${r.fve !== undefined ? `  fve = ${r.fve.toFixed(4)}` : ''}  ${JSON.stringify(items[i].explanation.slice(0, 60))}`);
+    }
+    if (values.json) console.log(JSON.stringify(results));
+    else if (results.length > 1) console.log(`mean cos = ${(results.reduce((s, r) => s + r.cosine, 0) / results.length).toFixed(4)} over ${results.length}`);
+  } finally {
+    await ar.close();
+  }
+}
+
+async function cmdTokenize(values: Values, positionals: string[]): Promise<void> {
+  const text = values.file ? fs.readFileSync(values.file, 'utf8') : positionals.join(' ');
+  const tok = await Tokenizer.fromGGUF(need(values.model, 'model'));
+  const ids = tok.encode(text, { bos: !values['no-bos'] });
+  if (values.json) console.log(JSON.stringify(Array.from(ids)));
+  else {
+    console.log(`${ids.length} tokens`);
+    console.log(Array.from(ids, (id) => `${id}:${JSON.stringify(tok.decode([id], { special: true }))}`).join(' '));
+  }
+}
+
+async function cmdInfo(values: Values): Promise<void> {
+  const ar = await open(values);
+  try {
+    const info = ar.info;
+    if (values.json) {
+      console.log(JSON.stringify(info, null, 2));
+      return;
+    }
+    const m = info.model;
+    console.log(`model      ${m.path} (${(m.fileSize / 1e6).toFixed(1)} MB, GGUF v${m.ggufVersion}, ${m.tensorCount} tensors${m.name ? `, "${m.name}"` : ''})`);
+    console.log(`           gemma4: ${m.nLayer} blocks, d_model ${m.nEmbd}, vocab ${m.nVocab}, context ${m.nCtxTrain}, head dims ${m.headDimSwa}/${m.headDimFull}, window ${m.slidingWindow}, ${m.nKvShared} KV-shared, PLE ${m.pleDim}`);
+    console.log(`           weights: ${m.weightTypes}`);
+    console.log(`backend    ${info.backend}: ${info.backendDescription} (${info.backendReasons.join('; ')})`);
+    if (info.adapter) {
+      const a = info.adapter;
+      console.log(`adapter    ${a.dir}: ${a.peftType} r=${a.rank} alpha=${a.alpha}${a.useRslora ? ' (rsLoRA)' : ''}, ${a.pairs} deltas on layers 0..${a.maxLayer}, targets ${a.targetModules.join(' ')}`);
+      for (const w of a.warnings) console.log(`           note: ${w}`);
+    } else console.log('adapter    none');
+    console.log(info.head ? `head       ${info.head.path ?? '(in memory)'}: ${info.head.inDim} → ${info.head.outDim}` : 'head       none');
+    console.log(`AR         block ${info.layer}, template ${JSON.stringify(info.template)}`);
+  } finally {
+    await ar.close();
+  }
+}
+
+async function cmdDemo(values: Values): Promise<void> {
+  const say = (s: string) => { if (!values.json) console.log(s); };
+  say('nla-ar demo — SYNTHETIC weights: a small random model with the real Gemma-4 layout, a PEFT adapter');
+  say('shaped like the released AR (LoRA on q/k/v/o) and a torch-format linear_head.pt. The numbers show the');
+  say('pipeline works end to end; they carry no meaning.\n');
+  const t0 = Date.now();
+  const files = await ensureDemoFiles();
+  say(`model    ${files.model}\nadapter  ${files.adapter}  (created in ${Date.now() - t0} ms, cached)`);
+  const ar = await Reconstructor.load({ model: files.model, adapter: files.adapter, layer: files.arLayer, device: 'cpu' });
+  try {
+    const explanations = [
+      '<explanation>The text discusses the weather in a coastal town.</explanation>',
+      '<explanation>A recipe step: stirring flour into melted butter.</explanation>',
+      '',
+    ];
+    const recs = await ar.reconstruct(explanations);
+    const text = 'The harbour was grey and the gulls were loud that morning.';
+    const activation = await ar.activation(text, { layer: files.activationLayer });
+    const rts = await ar.roundTrip(explanations.map((e) => ({ activation, explanation: e })));
+    if (values.json) {
+      console.log(JSON.stringify({ synthetic: true, files, info: ar.info, reconstructions: recs.map((r) => Array.from(r)), roundTrip: rts.map((r) => ({ cosine: r.cosine, mse: r.mse })) }));
+      return;
+    }
+    say(`backend  ${ar.info.backendDescription}; AR block ${ar.info.layer}; prompt of the first explanation = ${ar.tokenize(ar.prompt(explanations[0])).length} tokens\n`);
+    explanations.forEach((e, i) => say(`reconstruct(${JSON.stringify(e || '(empty: the documented control case)')})\n  → ${fmt(recs[i])}`));
+    say(`\nround trip against the base model's block-${files.activationLayer} activation of ${JSON.stringify(text)}:`);
+    rts.forEach((r, i) => say(`  explanation ${i + 1}: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
+    say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter ./gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
+    say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter, and the adapter folder of Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 as published)');
+  } finally {
+    await ar.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [cmd, ...rest] = positionals;
+  if (values.help || !cmd) {
+    console.log(USAGE);
+    return cmd || values.help ? 0 : 2;
+  }
+  try {
+    switch (cmd) {
+      case 'demo': await cmdDemo(values); break;
+      case 'reconstruct': await cmdReconstruct(values, rest); break;
+      case 'round-trip': await cmdRoundTrip(values); break;
+      case 'tokenize': await cmdTokenize(values, rest); break;
+      case 'info': await cmdInfo(values); break;
+      default: throw new UsageError(`unknown command '${cmd}'`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof NlaError) console.error(`nla-ar: ${e.code}: ${e.message}`);
+    else console.error(`nla-ar: ${(e as Error).stack ?? e}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

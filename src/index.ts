@@ -1,0 +1,19 @@
+/**
+ * nla-ar: the Activation Reconstructor of the Gemma-4-E2B Natural Language Autoencoder,
+ * run by a native C++ engine from a GGUF base model and the published PEFT adapter folder.
+ */
+export { Reconstructor } from './reconstructor';
+export type { ReconstructorInfo, RoundTripInput, RoundTripResult } from './reconstructor';
+export { Tokenizer } from './tokenizer';
+export { LinearHead } from './head';
+export { NlaError, NLA_ERROR_CODES } from './errors';
+export type { NlaErrorCode } from './errors';
+export { cosine, directionMse, fve, meanActivation, baselineMse } from './metrics';
+export {
+  DEFAULT_TEMPLATE,
+  DEFAULT_AR_LAYER,
+  DEFAULT_ACTIVATION_LAYER,
+  LoadOptionsSchema,
+} from './options';
+export type { LoadOptions, CallOptions, HiddenStateOptions, ActivationOptions, RoundTripOptions, TokenizeOptions } from './options';
+export { loadLinearHead } from './head-file';
