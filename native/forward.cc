@@ -57,6 +57,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
   const int64_t d = hp.n_embd, P = hp.ple_dim;
   const float eps = hp.eps;
   const LoraAdapter* adapter = opt.adapter;
+  auto observe = [&](const char* name, int il, const Tensor& t) { if (opt.observe) opt.observe(name, il, t); };
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(t);
 
@@ -83,6 +84,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
   // 1. Token embeddings, scaled by √d; optional per-position overrides (already in scaled units).
   be.get_rows(model.token_embd, tokens.data(), 0, std::sqrt(static_cast<float>(d)), h);
   for (const auto& ov : opt.overrides) be.upload(Tensor{h.row(ov.position), 1, d, d}, ov.values.data());
+  observe("inp_scaled", -1, h);
 
   // 2. Per-layer inputs z[t, ℓ, :] for the blocks we run: (RMSNorm(W_plm e / √d) + P[t]·√P) / √2.
   Tensor ple;
@@ -96,6 +98,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     be.rms_norm(ple, P, model.per_layer_proj_norm.data(), eps, ple);
     be.add(ple, tok);
     be.scale(ple, 1.0f / std::sqrt(2.0f));
+    observe("inp_per_layer", -1, ple);
   }
 
   for (int il = 0; il <= last; ++il) {
@@ -107,6 +110,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
 
     // 3. Attention: x = RMSNorm(h); q = RoPE(RMSNorm_head(W_q x)); K/V own or borrowed.
     be.rms_norm(h, d, w.attn_norm.data(), eps, x);
+    observe("attn_norm", il, x);
     Tensor qc = q.cols_view(0, q_out);
     Tensor kc, vc;
     if (w.attn_qkv) {
@@ -121,6 +125,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     }
     be.rms_norm(qc, hd, w.attn_q_norm.data(), eps, qc);
     be.rope(qc, hd, hp.n_rot(il), hp.rope_base(il), ff, pos.data());
+    observe("Qcur_pos", il, qc);
 
     if (hp.has_own_kv(il)) {
       Tensor k = be.alloc(T, kv_out), v = be.alloc(T, kv_out);
@@ -137,14 +142,18 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
       be.rms_norm(k, hd, w.attn_k_norm.data(), eps, k);
       be.rms_norm(v, hd, nullptr, eps, v);  // weightless V norm
       be.rope(k, hd, hp.n_rot(il), hp.rope_base(il), ff, pos.data());
+      observe("Kcur_pos", il, k);
+      observe("Vcur_normed", il, v);
       kv[il] = {k, v};
     }
     const KV& src = kv[hp.kv_source(il)];  // KV-shared layers read the last non-shared layer of their type
     Tensor a = att.cols_view(0, q_out);
     be.attention(qc, src.k, src.v, n_head, n_head_kv, hd, hp.is_swa[il] ? hp.sliding_window : 0, pos.data(), a);
+    observe("kqv_out", il, a);
     project(be, w.attn_output, adapter, il, LoraTarget::O, a, branch);
     be.rms_norm(branch, d, w.post_attention_norm.data(), eps, branch);
     be.add(h, branch);  // h1 = h + RMSNorm(o)
+    observe("attn_out", il, h);
 
     // 4. MLP: h2 = h1 + RMSNorm(W_down(gelu(W_gate y) ⊙ W_up y)), y = RMSNorm(h1).
     const int64_t F = hp.n_ff[il];
@@ -154,10 +163,12 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     project(be, w.ffn_up, adapter, il, LoraTarget::UP, x, u);
     be.gelu_mul(g, u, opt.gelu, g);
     project(be, w.ffn_down, adapter, il, LoraTarget::DOWN, g, branch);
+    observe("ffn_out", il, branch);
     be.rms_norm(branch, d, w.post_ffw_norm.data(), eps, branch);
     be.add(h, branch);
 
     // 5. Per-layer input: h3 = h2 + RMSNorm(W_proj(gelu(W_gate h2) ⊙ z[:, ℓ])).
+    observe("pe_in", il, h);
     if (P > 0) {
       Tensor pg = gate.cols_view(0, P);
       be.matmul(w.inp_gate, h, pg);
@@ -165,11 +176,13 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
       be.mul(pg, ple.cols_view(il * P, P));
       be.matmul(w.proj, pg, branch);
       be.rms_norm(branch, d, w.post_norm.data(), eps, branch);
+      observe("per_layer_embd_out", il, branch);
       be.add(h, branch);
     }
 
     // 6. Layer scalar on the whole stream.
     if (w.output_scale != 1.0f) be.scale(h, w.output_scale);
+    observe("l_out", il, h);
 
     if (opt.on_hidden && std::find(opt.capture_layers.begin(), opt.capture_layers.end(), il) != opt.capture_layers.end()) {
       const int64_t first = opt.capture_all_tokens ? 0 : T - 1;

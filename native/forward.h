@@ -31,6 +31,9 @@ struct ForwardOptions {
   std::function<void(int layer, int64_t rows, int64_t first_row, const float* data)> on_hidden;
   std::function<void(const float* logits, int64_t n_vocab)> on_logits;
   std::function<bool()> should_abort;  // polled between blocks; true -> throws Error(ABORTED)
+  // Debugging: sees named intermediates (llama.cpp's callback names: "attn_norm", "Qcur_pos", "kqv_out",
+  // "attn_out", "ffn_out", "pe_in", "per_layer_embd_out", "l_out", ...; layer -1 for global ones).
+  std::function<void(const char* name, int layer, const Tensor& t)> observe;
 };
 
 // Runs one prompt. Throws nla::Error (INVALID_ARG, CONTEXT_OVERFLOW, ABORTED).

@@ -3,6 +3,7 @@
 // Argument validation proper happens in TypeScript (src/); the checks here are defensive.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -312,6 +313,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       for (uint32_t i = 0; i < c.Length(); ++i) base.capture_layers.push_back(c.Get(i).ToNumber().Int32Value());
     }
     base.capture_all_tokens = o.Has("allTokens") && o.Get("allTokens").ToBoolean().Value();
+    // Debug names to observe ("attn_norm-0", "inp_scaled", ...): returned as captures with layer -1 and `name`.
+    auto observe_names = std::make_shared<std::vector<std::string>>();
+    if (o.Has("observe") && o.Get("observe").IsArray()) {
+      Napi::Array c = o.Get("observe").As<Napi::Array>();
+      for (uint32_t i = 0; i < c.Length(); ++i) observe_names->push_back(c.Get(i).ToString().Utf8Value());
+    }
     base.gelu = e->options().gelu;
     if (o.Has("gelu") && o.Get("gelu").IsString())
       base.gelu = o.Get("gelu").As<Napi::String>().Utf8Value() == "fp16-table" ? nla::GeluMode::Fp16Table : nla::GeluMode::Exact;
@@ -343,12 +350,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       }
     }
     auto should_abort = info.Length() > 2 ? abort_check(info[2]) : nullptr;
-    struct Captured { int layer; int64_t rows, first; std::vector<float> data; };
+    struct Captured { int layer; int64_t rows, first; std::vector<float> data; std::string name; int64_t cols = 0; };
     auto results = std::make_shared<std::vector<std::vector<Captured>>>(prompts->size());
     const int64_t d = e->model().hparams().n_embd;
     Job* job = new Job(
         env, "nla-ar:forward",
-        [e, prompts, base, adapter, overrides, should_abort, results, d] {
+        [e, prompts, base, adapter, overrides, should_abort, results, d, observe_names] {
           for (size_t i = 0; i < prompts->size(); ++i) {
             nla::ForwardOptions opt = base;
             opt.adapter = adapter.get();
@@ -356,8 +363,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
             opt.should_abort = should_abort;
             auto& out = (*results)[i];
             opt.on_hidden = [&out, d](int layer, int64_t rows, int64_t first, const float* data) {
-              out.push_back(Captured{layer, rows, first, std::vector<float>(data, data + rows * d)});
+              out.push_back(Captured{layer, rows, first, std::vector<float>(data, data + rows * d), "", d});
             };
+            if (!observe_names->empty())
+              opt.observe = [&out, observe_names](const char* name, int il, const nla::Tensor& t) {
+                const std::string full = il < 0 ? std::string(name) : std::string(name) + "-" + std::to_string(il);
+                if (std::find(observe_names->begin(), observe_names->end(), full) == observe_names->end()) return;
+                Captured c{il, t.rows, 0, std::vector<float>(static_cast<size_t>(t.rows * t.cols)), full, t.cols};
+                for (int64_t r = 0; r < t.rows; ++r) std::copy(t.row(r), t.row(r) + t.cols, c.data.data() + r * t.cols);
+                out.push_back(std::move(c));
+              };
             e->forward((*prompts)[i], opt);
           }
         },
@@ -372,6 +387,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               r.Set("rows", Napi::Number::New(env, static_cast<double>(c.rows)));
               r.Set("firstRow", Napi::Number::New(env, static_cast<double>(c.first)));
               r.Set("data", to_js(env, c.data.data(), c.data.size()));
+              r.Set("cols", Napi::Number::New(env, static_cast<double>(c.cols)));
+              if (!c.name.empty()) r.Set("name", c.name);
               caps.Set(static_cast<uint32_t>(j), r);
             }
             all.Set(static_cast<uint32_t>(i), caps);
