@@ -123,6 +123,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     } else {
       project(be, w.attn_q, adapter, il, LoraTarget::Q, x, qc);
     }
+    observe("Qcur", il, qc);
     be.rms_norm(qc, hd, w.attn_q_norm.data(), eps, qc);
     be.rope(qc, hd, hp.n_rot(il), hp.rope_base(il), ff, pos.data());
     observe("Qcur_pos", il, qc);
@@ -139,6 +140,8 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
         if (w.attn_v) project(be, w.attn_v, adapter, il, LoraTarget::V, x, v);
         else be.copy(v, k);  // no v_proj: V = K before the K norm
       }
+      observe("Kcur", il, k);
+      observe("Vcur", il, v);
       be.rms_norm(k, hd, w.attn_k_norm.data(), eps, k);
       be.rms_norm(v, hd, nullptr, eps, v);  // weightless V norm
       be.rope(k, hd, hp.n_rot(il), hp.rope_base(il), ff, pos.data());

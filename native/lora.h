@@ -38,8 +38,22 @@ struct PeftConfig {
   bool target_modules_is_regex = false;
   std::map<std::string, int64_t> rank_pattern;
   std::map<std::string, double> alpha_pattern;
+  // The same keys in file order: PEFT tries them in this order and the first match wins.
+  std::vector<std::string> rank_pattern_order;
+  std::vector<std::string> alpha_pattern_order;
+  std::vector<std::string> exclude_modules;  // list form, or the single regex string as one element
+  bool exclude_modules_is_regex = false;
+  std::vector<int64_t> layers_to_transform;  // empty: every layer
   std::vector<std::string> unknown_keys;    // keys present in the json that the loader does not interpret
 };
+
+// PEFT's rank_pattern/alpha_pattern rule (peft.utils.other.get_pattern_key): the
+// first key K, in order, for which Python's re.match(rf"(.*\.)?({K})$", module)
+// matches; K is a regex fragment, not escaped. `module` is the module's name in
+// the base model, e.g. "model.language_model.layers.3.self_attn.q_proj".
+// Returns nullptr if no key matches (the module then uses r / lora_alpha).
+// Throws nla::Error(ADAPTER_INVALID) if a key is not a valid regex.
+const std::string* peft_pattern_key(const std::vector<std::string>& keys, const std::string& module);
 
 class LoraAdapter {
  public:

@@ -183,9 +183,9 @@ async function cmdDemo(values: Values): Promise<void> {
   say('shaped like the released AR (LoRA on q/k/v/o) and a torch-format linear_head.pt. The numbers show the');
   say('pipeline works end to end; they carry no meaning.\n');
   const t0 = Date.now();
-  const files = await ensureDemoFiles();
+  const files = ensureDemoFiles();
   say(`model    ${files.model}\nadapter  ${files.adapter}  (created in ${Date.now() - t0} ms, cached)`);
-  const ar = await Reconstructor.load({ model: files.model, adapter: files.adapter, layer: files.arLayer, device: 'cpu' });
+  const ar = await Reconstructor.load({ model: files.model, adapter: files.adapter, layer: files.layer, device: 'cpu' });
   try {
     const explanations = [
       '<explanation>The text discusses the weather in a coastal town.</explanation>',
@@ -194,7 +194,8 @@ async function cmdDemo(values: Values): Promise<void> {
     ];
     const recs = await ar.reconstruct(explanations);
     const text = 'The harbour was grey and the gulls were loud that morning.';
-    const activation = await ar.activation(text, { layer: files.activationLayer });
+    const activationLayer = files.config.nLayer - 1;
+    const activation = await ar.activation(text, { layer: activationLayer });
     const rts = await ar.roundTrip(explanations.map((e) => ({ activation, explanation: e })));
     if (values.json) {
       console.log(JSON.stringify({ synthetic: true, files, info: ar.info, reconstructions: recs.map((r) => Array.from(r)), roundTrip: rts.map((r) => ({ cosine: r.cosine, mse: r.mse })) }));
@@ -202,7 +203,7 @@ async function cmdDemo(values: Values): Promise<void> {
     }
     say(`backend  ${ar.info.backendDescription}; AR block ${ar.info.layer}; prompt of the first explanation = ${ar.tokenize(ar.prompt(explanations[0])).length} tokens\n`);
     explanations.forEach((e, i) => say(`reconstruct(${JSON.stringify(e || '(empty: the documented control case)')})\n  → ${fmt(recs[i])}`));
-    say(`\nround trip against the base model's block-${files.activationLayer} activation of ${JSON.stringify(text)}:`);
+    say(`\nround trip against the base model's block-${activationLayer} activation of ${JSON.stringify(text)}:`);
     rts.forEach((r, i) => say(`  explanation ${i + 1}: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
     say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter ./gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
     say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter, and the adapter folder of Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 as published)');

@@ -397,8 +397,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         });
     job->Keep(info.This());
     job->Keep(info[0]);
-    if (info.Length() > 2) job->Keep(info[2]);
-    if (o.Has("adapter")) job->Keep(o.Get("adapter"));
+    if (info.Length() > 2 && info[2].IsObject()) job->Keep(info[2]);
+    if (o.Has("adapter") && o.Get("adapter").IsObject()) job->Keep(o.Get("adapter"));
     job->Queue();
     return job->Promise();
   }

@@ -1,0 +1,514 @@
+/**
+ * PyTorch `torch.save` zip archives (torch >= 1.6) holding a state_dict: reader and writer.
+ *
+ * Layout (see design/nla-protocol.md §5): a zip whose entries all live under one root folder (the file's
+ * base name, e.g. `linear_head/`, or `archive/` for in-memory saves): `data.pkl` (the pickled dict),
+ * `data/<key>` (raw little-endian storage bytes), `version`, and for recent torch versions `byteorder`,
+ * `.format_version`, `.storage_alignment`, `.data/serialization_id`.
+ *
+ * The pickle is read by the restricted unpickler with exactly the globals a state_dict needs; storages are
+ * resolved through persistent ids `('storage', <torch.XStorage>, key, location, numel)`.
+ */
+import { NlaError } from '../errors';
+import {
+  ORDERED_DICT,
+  PickleBuilder,
+  PyCallable,
+  PyDict,
+  PyOpaque,
+  PyTuple,
+  describeValue,
+  unpickle,
+  type PickleValue,
+} from './pickle';
+import { ZipArchive, crc32 as zlibCrc, writeZip } from './zip';
+
+export type TorchDType = 'float32' | 'float16' | 'bfloat16' | 'float64';
+
+export interface TorchTensor {
+  /** The dtype stored in the file; `data` is always converted to float32. */
+  readonly dtype: TorchDType;
+  readonly shape: number[];
+  readonly data: Float32Array;
+  /** The saved requires_grad flag (for nn.Parameter values, the parameter's). */
+  readonly requiresGrad?: boolean;
+  /** True when the value was an nn.Parameter (state_dict(keep_vars=True)). */
+  readonly isParameter?: boolean;
+}
+
+export interface ReadTorchOptions {
+  /** Shown in error messages. */
+  readonly fileName?: string;
+}
+
+/** torch stores records uncompressed; this only bounds what a (foreign) deflated entry may inflate to. */
+const MAX_ENTRY_BYTES = 2 ** 31;
+
+const BYTES_PER_ELEMENT: Readonly<Record<TorchDType, number>> = { float32: 4, float16: 2, bfloat16: 2, float64: 8 };
+
+const STORAGE_CLASS_NAMES: Readonly<Record<TorchDType, string>> = {
+  float32: 'FloatStorage',
+  float16: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  float64: 'DoubleStorage',
+};
+
+/** The class named in a persistent id, e.g. torch.FloatStorage. */
+class StorageClass extends PyOpaque {
+  readonly kind = 'torch storage class';
+  constructor(readonly dtype: TorchDType) {
+    super();
+  }
+}
+
+/** A storage loaded through persistent_load: `data/<key>` of the archive. */
+class StorageRef extends PyOpaque {
+  readonly kind = 'torch storage';
+  constructor(
+    readonly key: string,
+    readonly dtype: TorchDType,
+    readonly location: string,
+    readonly numel: number,
+  ) {
+    super();
+  }
+}
+
+class TensorRef extends PyOpaque {
+  readonly kind = 'torch tensor';
+  constructor(
+    readonly storage: StorageRef,
+    readonly storageOffset: number,
+    readonly shape: number[],
+    readonly stride: number[],
+    readonly requiresGrad: boolean,
+    readonly isParameter: boolean,
+  ) {
+    super();
+  }
+}
+
+function invalid(message: string): never {
+  throw new NlaError('ERR_NLA_HEAD_INVALID', message);
+}
+
+function asInt(v: PickleValue | undefined, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) invalid(`${what} must be a non-negative integer, got ${describeValue(v ?? null)}`);
+  return v;
+}
+
+function asIntTuple(v: PickleValue | undefined, what: string): number[] {
+  if (!(v instanceof PyTuple)) invalid(`${what} must be a tuple, got ${describeValue(v ?? null)}`);
+  if (v.items.length > 64) invalid(`${what} has too many dimensions (${v.items.length})`);
+  return v.items.map((x, i) => asInt(x, `${what}[${i}]`));
+}
+
+function isEmptyHooks(v: PickleValue | undefined): boolean {
+  return v instanceof PyDict && v.entries.size === 0;
+}
+
+/** torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]) */
+const REBUILD_TENSOR_V2 = new PyCallable('torch._utils._rebuild_tensor_v2', (args) => {
+  if (args.length !== 6 && args.length !== 7) invalid(`expected 6 or 7 arguments, got ${args.length}`);
+  const storage = args[0];
+  if (!(storage instanceof StorageRef)) invalid(`the first argument is ${describeValue(storage ?? null)}, not a storage`);
+  const storageOffset = asInt(args[1], 'storage_offset');
+  const shape = asIntTuple(args[2], 'size');
+  const stride = asIntTuple(args[3], 'stride');
+  if (shape.length !== stride.length) invalid(`size has ${shape.length} dims but stride has ${stride.length}`);
+  const requiresGrad = args[4];
+  if (typeof requiresGrad !== 'boolean') invalid('requires_grad must be a bool');
+  // Backward hooks are never serialized by torch (always an empty OrderedDict); metadata (7th) is for
+  // conjugate/negative views, which a plain state_dict does not have.
+  if (!isEmptyHooks(args[5])) invalid('backward_hooks must be an empty OrderedDict');
+  if (args.length === 7 && args[6] !== null && !(args[6] instanceof PyDict && args[6].entries.size === 0)) {
+    invalid('tensor metadata (conjugate/negative bits) is not supported');
+  }
+  return new TensorRef(storage, storageOffset, shape, stride, requiresGrad, false);
+});
+
+/** torch._utils._rebuild_parameter(data, requires_grad, backward_hooks) */
+const REBUILD_PARAMETER = new PyCallable('torch._utils._rebuild_parameter', (args) => {
+  if (args.length !== 3) invalid(`expected 3 arguments, got ${args.length}`);
+  return parameterFrom(args[0], args[1], args[2]);
+});
+
+/** torch._utils._rebuild_parameter_with_state(data, requires_grad, backward_hooks, state): state is ignored. */
+const REBUILD_PARAMETER_WITH_STATE = new PyCallable('torch._utils._rebuild_parameter_with_state', (args) => {
+  if (args.length !== 4) invalid(`expected 4 arguments, got ${args.length}`);
+  return parameterFrom(args[0], args[1], args[2]);
+});
+
+function parameterFrom(data: PickleValue | undefined, requiresGrad: PickleValue | undefined, hooks: PickleValue | undefined): TensorRef {
+  if (!(data instanceof TensorRef)) invalid(`the data of a Parameter is ${describeValue(data ?? null)}, not a tensor`);
+  if (typeof requiresGrad !== 'boolean') invalid('requires_grad must be a bool');
+  if (!isEmptyHooks(hooks)) invalid('backward_hooks must be an empty OrderedDict');
+  return new TensorRef(data.storage, data.storageOffset, data.shape, data.stride, requiresGrad, true);
+}
+
+/**
+ * The complete allowlist for state_dict pickles. Everything else (os.system, builtins.eval, …) is refused by
+ * the unpickler before it can be used. `torch.UntypedStorage` / `torch.storage.*` are not needed by tensor
+ * state_dicts (torch >= 2 still names the typed class, e.g. torch.FloatStorage, in persistent ids) and are
+ * therefore not listed.
+ */
+export const STATE_DICT_GLOBALS: ReadonlyMap<string, PyCallable | PyOpaque> = new Map<string, PyCallable | PyOpaque>([
+  ['collections OrderedDict', ORDERED_DICT],
+  ['torch._utils _rebuild_tensor_v2', REBUILD_TENSOR_V2],
+  ['torch._utils _rebuild_parameter', REBUILD_PARAMETER],
+  ['torch._utils _rebuild_parameter_with_state', REBUILD_PARAMETER_WITH_STATE],
+  ...(Object.entries(STORAGE_CLASS_NAMES) as [TorchDType, string][]).map(
+    ([dtype, cls]) => [`torch ${cls}`, new StorageClass(dtype)] as [string, PyOpaque],
+  ),
+]);
+
+/**
+ * Reads a torch.save'd state_dict. Values must be (possibly Parameter-wrapped) contiguous row-major float
+ * tensors; they are returned in file order with data converted to float32.
+ */
+export function readTorchStateDict(buf: Buffer, options: ReadTorchOptions = {}): Map<string, TorchTensor> {
+  const fileName = options.fileName ?? 'torch file';
+  if (!Buffer.isBuffer(buf)) throw new NlaError('ERR_NLA_INVALID_ARG', `${fileName}: expected a Buffer`);
+  if (buf.length >= 2 && buf[0] === 0x80 && buf[1] !== undefined && buf[1] <= 5) {
+    invalid(`${fileName}: this is a legacy (pre-1.6) torch.save file, which is not supported; re-save it with torch >= 1.6 (the default zip format)`);
+  }
+  const zip = ZipArchive.open(buf, { label: fileName, errorCode: 'ERR_NLA_HEAD_INVALID', maxEntrySize: MAX_ENTRY_BYTES });
+  const first = zip.entries[0];
+  if (first === undefined) invalid(`${fileName}: the archive is empty`);
+  const slash = first.name.indexOf('/');
+  if (slash <= 0) invalid(`${fileName}: entries are not inside a root folder; not a torch.save archive`);
+  const root = first.name.slice(0, slash + 1);
+  for (const e of zip.entries) {
+    if (!e.name.startsWith(root)) invalid(`${fileName}: entry '${e.name}' is outside the root folder '${root}'`);
+  }
+  const pklName = `${root}data.pkl`;
+  if (!zip.has(pklName)) {
+    if (zip.has(`${root}constants.pkl`)) invalid(`${fileName}: this is a TorchScript archive (torch.jit.save), not a state_dict`);
+    invalid(`${fileName}: '${pklName}' is missing; not a torch.save archive`);
+  }
+  const byteorderName = `${root}byteorder`;
+  if (zip.has(byteorderName)) {
+    const order = zip.read(byteorderName).toString('latin1');
+    if (order !== 'little') invalid(`${fileName}: byteorder is '${order}'; only little-endian files are supported`);
+  }
+
+  const storages = new Map<string, StorageRef>();
+  const persistentLoad = (pid: PickleValue): PickleValue => {
+    if (!(pid instanceof PyTuple) || pid.items.length !== 5 || pid.items[0] !== 'storage') {
+      invalid(`persistent id ${describeValue(pid)} is not ('storage', type, key, location, numel)`);
+    }
+    const [, cls, key, location, numelValue] = pid.items;
+    if (!(cls instanceof StorageClass)) invalid(`storage type ${describeValue(cls ?? null)} is not a supported torch storage class`);
+    if (typeof key !== 'string' || !/^[0-9A-Za-z_.-]{1,64}$/.test(key)) invalid('storage key must be a short string of [0-9A-Za-z_.-]');
+    if (typeof location !== 'string') invalid('storage location must be a string');
+    const numel = asInt(numelValue, 'storage numel');
+    const existing = storages.get(key);
+    if (existing !== undefined) {
+      if (existing.dtype !== cls.dtype || existing.numel !== numel) invalid(`storage '${key}' is declared twice with different types or sizes`);
+      return existing;
+    }
+    const ref = new StorageRef(key, cls.dtype, location, numel);
+    storages.set(key, ref);
+    return ref;
+  };
+  const stateDict = unpickle(zip.read(pklName), {
+    globals: STATE_DICT_GLOBALS,
+    persistentLoad,
+    label: `${fileName}: ${pklName}`,
+  });
+  if (!(stateDict instanceof PyDict)) invalid(`${fileName}: the pickle holds ${describeValue(stateDict)}, not a state_dict`);
+
+  const storageBytes = new Map<string, Buffer>();
+  const result = new Map<string, TorchTensor>();
+  for (const [key, value] of stateDict.entries) {
+    if (typeof key !== 'string') invalid(`${fileName}: state_dict key ${String(key)} is not a string`);
+    if (!(value instanceof TensorRef)) invalid(`${fileName}: state_dict entry '${key}' is ${describeValue(value)}, not a tensor`);
+    const s = value.storage;
+    let bytes = storageBytes.get(s.key);
+    if (bytes === undefined) {
+      const entryName = `${root}data/${s.key}`;
+      if (!zip.has(entryName)) invalid(`${fileName}: storage '${entryName}' of tensor '${key}' is missing`);
+      bytes = zip.read(entryName);
+      const expected = s.numel * BYTES_PER_ELEMENT[s.dtype];
+      if (bytes.length !== expected) {
+        invalid(`${fileName}: storage '${entryName}' has ${bytes.length} bytes, expected ${expected} (${s.numel} x ${s.dtype})`);
+      }
+      storageBytes.set(s.key, bytes);
+    }
+    result.set(key, materialize(key, value, bytes, fileName));
+  }
+  return result;
+}
+
+function materialize(key: string, t: TensorRef, bytes: Buffer, fileName: string): TorchTensor {
+  const what = `${fileName}: tensor '${key}'`;
+  let numel = 1;
+  for (const d of t.shape) {
+    numel *= d;
+    if (!Number.isSafeInteger(numel)) invalid(`${what} is too large`);
+  }
+  // Contiguous row-major: dims of size 1 may carry any stride (torch's is_contiguous ignores them).
+  let expectedStride = 1;
+  for (let i = t.shape.length - 1; i >= 0; i--) {
+    const size = t.shape[i]!;
+    if (size !== 1 && t.stride[i] !== expectedStride && numel !== 0) {
+      invalid(`${what} is not contiguous (shape [${t.shape.join(', ')}], stride [${t.stride.join(', ')}]); save tensor.contiguous() instead`);
+    }
+    expectedStride *= size;
+  }
+  if (t.storageOffset + numel > t.storage.numel) {
+    invalid(`${what} (offset ${t.storageOffset}, ${numel} elements) does not fit its storage of ${t.storage.numel} elements`);
+  }
+  const elem = BYTES_PER_ELEMENT[t.storage.dtype];
+  const data = decodeToFloat32(bytes, t.storageOffset * elem, numel, t.storage.dtype);
+  return {
+    dtype: t.storage.dtype,
+    shape: [...t.shape],
+    data,
+    requiresGrad: t.requiresGrad,
+    isParameter: t.isParameter,
+  };
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function decodeToFloat32(bytes: Buffer, byteOffset: number, count: number, dtype: TorchDType): Float32Array {
+  const out = new Float32Array(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + byteOffset, count * BYTES_PER_ELEMENT[dtype]);
+  switch (dtype) {
+    case 'float32':
+      if (LITTLE_ENDIAN_HOST) new Uint8Array(out.buffer).set(bytes.subarray(byteOffset, byteOffset + count * 4));
+      else for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    case 'float64':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+      break;
+    case 'float16':
+      for (let i = 0; i < count; i++) out[i] = f16BitsToF32(view.getUint16(i * 2, true));
+      break;
+    case 'bfloat16':
+      for (let i = 0; i < count; i++) out[i] = bf16BitsToF32(view.getUint16(i * 2, true));
+      break;
+  }
+  return out;
+}
+
+/** IEEE half → float (exact). */
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 0x1f) return frac === 0 ? sign * Infinity : NaN;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+const scratch = new DataView(new ArrayBuffer(4));
+
+/** bfloat16 → float (exact). */
+export function bf16BitsToF32(b: number): number {
+  scratch.setUint32(0, (b & 0xffff) << 16);
+  return scratch.getFloat32(0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Writer
+
+export interface WriteTorchTensor {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+export interface WriteTorchOptions {
+  /** Root folder inside the zip; torch uses the file's base name (default 'linear_head'). */
+  readonly archiveName?: string;
+  /** Wrap values in nn.Parameter like state_dict(keep_vars=True) (default true); requires_grad = true. */
+  readonly asParameters?: boolean;
+  /** Device string recorded in each persistent id (default 'cpu'). */
+  readonly location?: string;
+  /** The state_dict's `_metadata` as nn.Module writes it (default `{'': {'version': 1}}`, as nn.Linear); null omits it. */
+  readonly metadata?: Readonly<Record<string, Readonly<Record<string, number>>>> | null;
+}
+
+/**
+ * Writes float32 tensors the way `torch.save(module.state_dict(...))` does (torch 2.x record set): the pickle
+ * is byte-identical to Python's protocol-2 pickler output for the same state_dict, and the zip follows
+ * PyTorchStreamWriter's layout. The `.data/serialization_id` is a deterministic 40-digit id of the same form
+ * as torch's (torch derives its digits from std::hash, which is implementation-defined).
+ */
+export function writeTorchStateDict(tensors: Readonly<Record<string, WriteTorchTensor>>, options: WriteTorchOptions = {}): Buffer {
+  const archiveName = options.archiveName ?? 'linear_head';
+  const asParameters = options.asParameters ?? true;
+  const location = options.location ?? 'cpu';
+  const metadata = options.metadata === undefined ? { '': { version: 1 } } : options.metadata;
+  if (!/^[^/\\\0]{1,200}$/.test(archiveName)) throw new NlaError('ERR_NLA_INVALID_ARG', `invalid archiveName '${archiveName}'`);
+
+  const names = Object.keys(tensors);
+  for (const name of names) {
+    const t = tensors[name]!;
+    if (!(t.data instanceof Float32Array)) throw new NlaError('ERR_NLA_INVALID_ARG', `tensor '${name}': data must be a Float32Array`);
+    if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', `tensor '${name}': shape must be an array of non-negative integers`);
+    }
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel !== t.data.length) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', `tensor '${name}': shape [${t.shape.join(', ')}] needs ${numel} values, data has ${t.data.length}`);
+    }
+  }
+
+  // Python's pickler memoizes every str/tuple/global/object it writes (BINPUT n in order) and refers back
+  // with BINGET when it meets the same object again: the globals, the interned 'storage' string and the
+  // 'cpu' location string (torch returns the same literal each time; 'cuda:N' strings are built anew).
+  const p = new PickleBuilder();
+  const memo = new Map<string, number>();
+  const once = (id: string, write: () => void): void => {
+    const index = memo.get(id);
+    if (index !== undefined) p.get(index);
+    else {
+      write();
+      memo.set(id, p.memoize());
+    }
+  };
+  const orderedDict = (): void => {
+    once('g:OrderedDict', () => p.global('collections', 'OrderedDict'));
+    p.emptyTuple().reduce();
+    p.memoize();
+  };
+  const intTuple = (values: readonly number[]): void => {
+    if (values.length === 0) {
+      p.emptyTuple(); // the empty tuple is a singleton Python never memoizes
+      return;
+    }
+    if (values.length > 3) p.mark();
+    for (const v of values) p.int(v);
+    p.tupleOf(values.length);
+    p.memoize();
+  };
+
+  p.proto(2);
+  orderedDict();
+  let storageKey = 0;
+  const storages: { key: string; data: Float32Array }[] = [];
+  writeDictItems(p, names, (name) => {
+    const t = tensors[name]!;
+    p.unicode(name);
+    p.memoize();
+    if (asParameters) once('g:_rebuild_parameter', () => p.global('torch._utils', '_rebuild_parameter'));
+    once('g:_rebuild_tensor_v2', () => p.global('torch._utils', '_rebuild_tensor_v2'));
+    p.mark(); // args of _rebuild_tensor_v2 (6 items)
+    p.mark(); // persistent id (5 items)
+    once('s:storage', () => p.unicode('storage'));
+    once('g:FloatStorage', () => p.global('torch', 'FloatStorage'));
+    const key = String(storageKey++);
+    p.unicode(key);
+    p.memoize();
+    if (location === 'cpu') once('s:cpu', () => p.unicode('cpu'));
+    else {
+      p.unicode(location);
+      p.memoize();
+    }
+    p.int(t.data.length);
+    p.tupleOf(5);
+    p.memoize();
+    p.binpersid();
+    p.int(0); // storage offset
+    intTuple(t.shape);
+    intTuple(contiguousStride(t.shape));
+    p.bool(false); // the tensor's own requires_grad (Parameter data is detached)
+    orderedDict(); // backward hooks
+    p.tupleOf(6);
+    p.memoize();
+    p.reduce();
+    p.memoize();
+    if (asParameters) {
+      p.bool(true);
+      orderedDict();
+      p.tupleOf(3);
+      p.memoize();
+      p.reduce();
+      p.memoize();
+    }
+    storages.push({ key, data: t.data });
+  });
+  if (metadata !== null) {
+    // BUILD with the instance __dict__ {'_metadata': OrderedDict({prefix: {'version': n}})}
+    p.emptyDict();
+    p.memoize();
+    p.unicode('_metadata');
+    p.memoize();
+    orderedDict();
+    const prefixes = Object.keys(metadata);
+    writeDictItems(p, prefixes, (prefix) => {
+      p.unicode(prefix);
+      p.memoize();
+      p.emptyDict();
+      p.memoize();
+      const fields = Object.keys(metadata[prefix]!);
+      writeDictItems(p, fields, (field) => {
+        p.unicode(field);
+        p.memoize();
+        p.int(metadata[prefix]![field]!);
+      });
+    });
+    p.setitem();
+    p.build();
+  }
+  p.stop();
+  const pickle = p.toBuffer();
+
+  const text = (s: string): Buffer => Buffer.from(s, 'latin1');
+  const records: { name: string; data: Uint8Array }[] = [
+    { name: 'data.pkl', data: pickle },
+    { name: '.format_version', data: text('1') },
+    { name: '.storage_alignment', data: text('64') },
+    { name: 'byteorder', data: text('little') },
+    ...storages.map((s) => ({ name: `data/${s.key}`, data: float32LittleEndian(s.data) })),
+    { name: 'version', data: text('3\n') },
+  ];
+  records.push({ name: '.data/serialization_id', data: text(serializationId(records)) });
+  return writeZip(
+    records.map((r) => ({ name: `${archiveName}/${r.name}`, data: r.data })),
+    { alignment: 64 },
+  );
+}
+
+/** Python's _batch_setitems: batches of 1000; MARK…SETITEMS for several items, SETITEM for one. */
+function writeDictItems(p: PickleBuilder, keys: readonly string[], writeItem: (key: string) => void): void {
+  for (let start = 0; start < keys.length; start += 1000) {
+    const batch = keys.slice(start, start + 1000);
+    if (batch.length > 1) p.mark();
+    for (const k of batch) writeItem(k);
+    if (batch.length > 1) p.setitems();
+    else p.setitem();
+  }
+}
+
+function contiguousStride(shape: readonly number[]): number[] {
+  const stride = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= Math.max(1, shape[i]!);
+  }
+  return stride;
+}
+
+function float32LittleEndian(data: Float32Array): Buffer {
+  if (LITTLE_ENDIAN_HOST) return Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)); // a copy
+  const out = Buffer.alloc(data.length * 4);
+  for (let i = 0; i < data.length; i++) out.writeFloatLE(data[i]!, i * 4);
+  return out;
+}
+
+/** 20 digits of an FNV-1a hash of the record names + 20 digits of a combination of their CRC-32s. */
+function serializationId(records: readonly { name: string; data: Uint8Array }[]): string {
+  const mask = (1n << 64n) - 1n;
+  let nameHash = 0xcbf29ce484222325n;
+  let crcHash = 0n;
+  for (const r of records) {
+    for (const b of Buffer.from(r.name, 'utf8')) nameHash = ((nameHash ^ BigInt(b)) * 0x100000001b3n) & mask;
+    const crc = BigInt(zlibCrc(r.data));
+    crcHash = (crcHash ^ (crc + 0x9e3779b9n + ((crcHash << 6n) & mask) + (crcHash >> 2n))) & mask;
+  }
+  return nameHash.toString().padStart(20, '0') + crcHash.toString().padStart(20, '0');
+}

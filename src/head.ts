@@ -1,0 +1,221 @@
+/**
+ * The AR's final linear head: `activation = W · h + b`, W of shape [outDim, inDim] (nn.Linear layout).
+ *
+ * Sources:
+ * - `linear_head.pt` from Hugging Face (torch.save of `nn.Linear.state_dict(keep_vars=True)`), read with
+ *   the restricted torch reader (no pickle code is ever executed);
+ * - arrays (`fromArrays`), and an already-parsed safetensors pair (`fromSafetensors`).
+ *
+ * Accepted state_dicts hold exactly two tensors: `weight` and `bias`, or `<prefix>.weight` and
+ * `<prefix>.bias` with one common prefix (e.g. `head.`/`linear.`). Tensors may be plain tensors or
+ * nn.Parameters; float32 is the real file's dtype, and float16/bfloat16/float64 files are accepted and
+ * converted to float32 (exactly for the 16-bit types; float64 is rounded to nearest).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import { NlaError } from './errors';
+import { readTorchStateDict, writeTorchStateDict } from './formats/torch';
+
+/** Upper bound for a head file read into memory (the real one is 9.4 MB). */
+const MAX_HEAD_FILE_BYTES = 1 << 30;
+
+export interface LinearHeadDims {
+  readonly inDim: number;
+  readonly outDim: number;
+}
+
+/** A tensor already decoded to float32 (row-major), e.g. by the native safetensors reader. */
+export interface ParsedHeadTensor {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+export class LinearHead {
+  /** [outDim * inDim], row-major [out, in]. Owned by this head: do not modify. */
+  readonly weight: Float32Array;
+  /** [outDim]. Owned by this head: do not modify. */
+  readonly bias: Float32Array;
+  readonly inDim: number;
+  readonly outDim: number;
+
+  /** Takes ownership of the arrays; validation is the factories' job. */
+  private constructor(weight: Float32Array, bias: Float32Array, dims: LinearHeadDims) {
+    this.weight = weight;
+    this.bias = bias;
+    this.inDim = dims.inDim;
+    this.outDim = dims.outDim;
+  }
+
+  /**
+   * `W h + b`. Inputs are taken as float32 (number[] values are rounded to float32 first), each product is
+   * exact in double, the sum runs in double in index order, and the result is rounded once to float32, so
+   * the output is deterministic and independent of the platform.
+   */
+  apply(h: Float32Array | readonly number[]): Float32Array {
+    if (!(h instanceof Float32Array) && !Array.isArray(h)) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', 'LinearHead.apply: h must be a Float32Array or an array of numbers');
+    }
+    if (h.length !== this.inDim) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', `LinearHead.apply: h has ${h.length} values, the head expects ${this.inDim}`);
+    }
+    const x = new Float64Array(this.inDim);
+    for (let i = 0; i < this.inDim; i++) {
+      const v = h[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new NlaError('ERR_NLA_INVALID_ARG', `LinearHead.apply: h[${i}] is ${String(v)}, not a finite number`);
+      }
+      x[i] = Math.fround(v);
+      if (!Number.isFinite(x[i]!)) {
+        throw new NlaError('ERR_NLA_INVALID_ARG', `LinearHead.apply: h[${i}] = ${v} overflows float32`);
+      }
+    }
+    const out = new Float32Array(this.outDim);
+    const w = this.weight;
+    const n = this.inDim;
+    for (let o = 0; o < this.outDim; o++) {
+      let acc = 0;
+      const row = o * n;
+      for (let i = 0; i < n; i++) acc += w[row + i]! * x[i]!;
+      out[o] = acc + this.bias[o]!;
+    }
+    return out;
+  }
+
+  /** Reads a torch.save'd head (`linear_head.pt`). I/O failures are ERR_NLA_IO; bad contents ERR_NLA_HEAD_INVALID. */
+  static async fromTorchFile(filePath: string): Promise<LinearHead> {
+    if (typeof filePath !== 'string' || filePath.length === 0) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', 'LinearHead.fromTorchFile: path must be a non-empty string');
+    }
+    let buf: Buffer;
+    try {
+      const info = await stat(filePath);
+      if (!info.isFile()) throw new NlaError('ERR_NLA_IO', `${filePath}: not a regular file`);
+      if (info.size > MAX_HEAD_FILE_BYTES) {
+        throw new NlaError('ERR_NLA_HEAD_INVALID', `${filePath}: ${info.size} bytes is far too large for a linear head`);
+      }
+      buf = await readFile(filePath);
+    } catch (err) {
+      if (err instanceof NlaError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new NlaError('ERR_NLA_IO', `cannot read linear head ${filePath}: ${reason}`, { cause: err });
+    }
+    return LinearHead.fromTorchBuffer(buf, path.basename(filePath));
+  }
+
+  /** Parses the bytes of a torch.save'd head. `name` is used in messages. */
+  static fromTorchBuffer(buf: Buffer, name = 'linear_head.pt'): LinearHead {
+    const tensors = readTorchStateDict(buf, { fileName: name });
+    const { weight, bias } = pickHeadTensors(tensors, name);
+    return LinearHead.validated(weight.shape, weight.data, bias.shape, bias.data, name, 'ERR_NLA_HEAD_INVALID', false);
+  }
+
+  /** Builds a head from arrays, which are copied (never kept or modified). */
+  static fromArrays(
+    weight: Float32Array | readonly number[],
+    bias: Float32Array | readonly number[],
+    dims: LinearHeadDims,
+  ): LinearHead {
+    if (dims === null || typeof dims !== 'object') {
+      throw new NlaError('ERR_NLA_INVALID_ARG', 'LinearHead.fromArrays: dims {inDim, outDim} is required');
+    }
+    const { inDim, outDim } = dims;
+    for (const [k, v] of [['inDim', inDim], ['outDim', outDim]] as const) {
+      if (!Number.isSafeInteger(v) || v <= 0) throw new NlaError('ERR_NLA_INVALID_ARG', `LinearHead.fromArrays: ${k} must be a positive integer, got ${String(v)}`);
+    }
+    for (const [k, v] of [['weight', weight], ['bias', bias]] as const) {
+      if (!(v instanceof Float32Array) && !Array.isArray(v)) {
+        throw new NlaError('ERR_NLA_INVALID_ARG', `LinearHead.fromArrays: ${k} must be a Float32Array or an array of numbers`);
+      }
+    }
+    return LinearHead.validated([outDim, inDim], Float32Array.from(weight), [bias.length], Float32Array.from(bias), 'LinearHead.fromArrays', 'ERR_NLA_INVALID_ARG', false);
+  }
+
+  /**
+   * ---- Safetensors entry point (for the native reader) ----
+   * Takes the tensors the native safetensors reader has already decoded to float32, keyed by name, with the
+   * same key rules as the torch file (`weight`/`bias` or one `<prefix>.weight`/`<prefix>.bias` pair, nothing
+   * else): weight [out, in], bias [out]. Validates shapes and values and copies the data.
+   */
+  static fromSafetensors(tensors: Readonly<Record<string, ParsedHeadTensor>>, name = 'linear head safetensors'): LinearHead {
+    if (tensors === null || typeof tensors !== 'object') {
+      throw new NlaError('ERR_NLA_HEAD_INVALID', `${name}: expected an object of tensors {weight, bias}`);
+    }
+    for (const [key, t] of Object.entries(tensors)) {
+      if (!isParsedTensor(t)) throw new NlaError('ERR_NLA_HEAD_INVALID', `${name}: tensor '${key}' must be {shape: number[], data: Float32Array}`);
+    }
+    const { weight, bias } = pickHeadTensors(new Map(Object.entries(tensors)), name);
+    return LinearHead.validated(weight.shape, weight.data, bias.shape, bias.data, name, 'ERR_NLA_HEAD_INVALID', true);
+  }
+
+  /** The head as `torch.save(nn.Linear(...).state_dict(keep_vars=True))` would write it to linear_head.pt. */
+  toTorchBuffer(): Buffer {
+    return writeTorchStateDict(
+      {
+        weight: { shape: [this.outDim, this.inDim], data: this.weight },
+        bias: { shape: [this.outDim], data: this.bias },
+      },
+      { archiveName: 'linear_head', asParameters: true, location: 'cpu' },
+    );
+  }
+
+  private static validated(
+    weightShape: readonly number[],
+    weight: Float32Array,
+    biasShape: readonly number[],
+    bias: Float32Array,
+    name: string,
+    code: 'ERR_NLA_HEAD_INVALID' | 'ERR_NLA_INVALID_ARG',
+    copy: boolean,
+  ): LinearHead {
+    const fail: (message: string) => never = (message) => {
+      throw new NlaError(code, `${name}: ${message}`);
+    };
+    if (weightShape.length !== 2) fail(`weight must be 2-D [out, in], got shape [${weightShape.join(', ')}]`);
+    if (biasShape.length !== 1) fail(`bias must be 1-D [out], got shape [${biasShape.join(', ')}]`);
+    const [outDim, inDim] = weightShape as [number, number];
+    if (!(outDim > 0 && inDim > 0)) fail(`weight shape [${weightShape.join(', ')}] is empty`);
+    if (biasShape[0] !== outDim) fail(`bias has ${biasShape[0]} values but weight has ${outDim} output rows`);
+    if (weight.length !== outDim * inDim) fail(`weight has ${weight.length} values, shape [${outDim}, ${inDim}] needs ${outDim * inDim}`);
+    if (bias.length !== outDim) fail(`bias has ${bias.length} values, expected ${outDim}`);
+    const badW = firstNonFinite(weight);
+    if (badW >= 0) fail(`weight[${Math.floor(badW / inDim)}, ${badW % inDim}] is ${weight[badW]}; the head must be finite`);
+    const badB = firstNonFinite(bias);
+    if (badB >= 0) fail(`bias[${badB}] is ${bias[badB]}; the head must be finite`);
+    return new LinearHead(copy ? weight.slice() : weight, copy ? bias.slice() : bias, { inDim, outDim });
+  }
+}
+
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i]!;
+    if (v - v !== 0) return i; // NaN or ±Infinity
+  }
+  return -1;
+}
+
+function isParsedTensor(t: unknown): t is ParsedHeadTensor {
+  return (
+    typeof t === 'object' && t !== null &&
+    Array.isArray((t as ParsedHeadTensor).shape) &&
+    (t as ParsedHeadTensor).shape.every((d) => Number.isSafeInteger(d) && d >= 0) &&
+    (t as ParsedHeadTensor).data instanceof Float32Array
+  );
+}
+
+/** `weight`/`bias`, or `<p>.weight`/`<p>.bias` with one common prefix; nothing else in the file. */
+function pickHeadTensors<T extends ParsedHeadTensor>(tensors: ReadonlyMap<string, T>, name: string): { weight: T; bias: T } {
+  const keys = [...tensors.keys()];
+  const fail: (why: string) => never = (why) => {
+    throw new NlaError('ERR_NLA_HEAD_INVALID', `${name}: ${why}; found keys [${keys.map((k) => `'${k}'`).join(', ')}]`);
+  };
+  if (keys.length !== 2) fail('a linear head state_dict must hold exactly two tensors, weight and bias');
+  const w = tensors.get('weight');
+  const b = tensors.get('bias');
+  if (w !== undefined && b !== undefined) return { weight: w, bias: b };
+  const wKey = keys.find((k) => k.endsWith('.weight'));
+  const bKey = keys.find((k) => k.endsWith('.bias'));
+  if (wKey === undefined || bKey === undefined) fail("expected keys 'weight' and 'bias' (or '<prefix>.weight' and '<prefix>.bias')");
+  const prefix = wKey.slice(0, -'.weight'.length);
+  if (bKey !== `${prefix}.bias`) fail(`'${wKey}' and '${bKey}' do not share a prefix`);
+  return { weight: tensors.get(wKey)!, bias: tensors.get(bKey)! };
+}
