@@ -13,44 +13,12 @@
 #include <string_view>
 
 #include "json.h"
+#include "quant.h"
 
 namespace nla {
 
 namespace {
 
-// Exact conversions (every half/bfloat16 value is representable as a float).
-// Kept local so this reader links without the quant table.
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1F;
-  uint32_t mant = h & 0x3FF;
-  uint32_t bits;
-  if (exp == 0x1F) {
-    bits = sign | 0x7F800000u | (mant << 13);  // inf / nan (payload kept)
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;  // +-0
-  } else {
-    // Subnormal: normalise.
-    int e = -1;
-    do {
-      ++e;
-      mant <<= 1;
-    } while ((mant & 0x400) == 0);
-    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3FF) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float bfloat_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 uint16_t load_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
@@ -279,9 +247,9 @@ std::vector<float> SafetensorsFile::to_f32(const Tensor& t) const {
   if (t.dtype == "F32") {
     if (n) std::memcpy(out.data(), p, n * 4);
   } else if (t.dtype == "F16") {
-    for (size_t i = 0; i < n; ++i) out[i] = half_to_float(load_u16(p + 2 * i));
+    for (size_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(load_u16(p + 2 * i));
   } else if (t.dtype == "BF16") {
-    for (size_t i = 0; i < n; ++i) out[i] = bfloat_to_float(load_u16(p + 2 * i));
+    for (size_t i = 0; i < n; ++i) out[i] = bf16_to_fp32(load_u16(p + 2 * i));
   } else if (t.dtype == "F64") {
     for (size_t i = 0; i < n; ++i) {
       double d;

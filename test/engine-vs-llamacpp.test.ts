@@ -23,7 +23,20 @@
  */
 import { loadNative, type NativeModel, type NativeCapture } from '../src/native';
 import { dumpTensors, referenceAvailable, type RefTensor } from './helpers/llamaRef';
-import { tinyModel, quantizedModel, peftAdapter, relRms, cosineOf, testTokens, type TestModel } from './helpers/models';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tinyModel, quantizedModel, peftAdapter, relRms, cosineOf, testTokens, CACHE, type TestModel } from './helpers/models';
+
+// Measured agreement, written to .cache/test-models/agreement.json for the record (docs and issue notes).
+const measured: Record<string, Record<string, number>> = {};
+const record = (rows: { name: string; ours: Float32Array; theirs: Float32Array }[]) => {
+  const key = expect.getState().currentTestName ?? 'unknown';
+  measured[key] ??= {};
+  for (const r of rows) measured[key][r.name] = relRms(r.ours, r.theirs);
+};
+afterAll(() => {
+  if (Object.keys(measured).length) fs.writeFileSync(path.join(CACHE, 'agreement.json'), JSON.stringify(measured, null, 2));
+});
 
 const ref = referenceAvailable();
 const describeRef = ref ? describe : describe.skip;
@@ -51,11 +64,13 @@ async function compare(model: TestModel, names: string[], opts: { adapterDir?: s
     const adapter = opts.adapterDir ? await m.loadAdapter(opts.adapterDir) : undefined;
     const caps = await m.forward([tokens], { captureLayers: [], allTokens: true, observe: names, adapter } as never);
     const ours = byName(caps[0]);
-    return names.map((n) => {
+    const rows = names.map((n) => {
       const a = ours.get(n), b = theirs.get(n);
       if (!a || !b) throw new Error(`missing ${n}: ours ${!!a}, llama.cpp ${!!b}`);
       return { name: n, ours: a, theirs: b.data };
     });
+    record(rows);
+    return rows;
   } finally {
     m.close();
   }
@@ -148,6 +163,7 @@ describeRef('forward pass vs llama.cpp, quantized weights (first products ≤ 1e
       if (!(e <= 1e-5)) throw new Error(`${r.name}: rel-RMS ${e.toExponential(3)} > 1e-5`);
     }
     const c = cosineOf(rows[3].ours, rows[3].theirs);
+    measured[expect.getState().currentTestName ?? 'unknown'][`${last} cosine`] = c;
     if (!(c >= 0.999)) throw new Error(`${last}: cosine ${c.toFixed(6)} < 0.999`);
   };
   for (const t of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1'] as const) {
