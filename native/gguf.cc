@@ -3,10 +3,6 @@
 // file size before it is used.
 #include "gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <climits>
@@ -105,6 +101,9 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) {
 
 }  // namespace
 
+bool gguf_is_integer_type(GgufValueType t) { return is_integer_type(t); }
+bool gguf_is_unsigned_type(GgufValueType t) { return is_unsigned_type(t); }
+
 // Sequential reader over the mapping; every read is checked against the end.
 struct GgufParser {
   GgufFile& f;
@@ -112,7 +111,7 @@ struct GgufParser {
   uint64_t size;
   uint64_t pos = 0;
 
-  explicit GgufParser(GgufFile& file) : f(file), p(file.base_), size(file.size_) {}
+  explicit GgufParser(GgufFile& file) : f(file), p(file.map_.data()), size(file.size_) {}
 
   [[noreturn]] void fail(const std::string& what) const {
     throw Error(code::GGUF_MALFORMED, f.path_ + ": " + what);
@@ -437,40 +436,15 @@ struct GgufParser {
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(code::IO, path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw Error(code::IO, path + ": cannot stat: " + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(code::IO, path + ": not a regular file");
-  }
-  f->size_ = static_cast<uint64_t>(st.st_size);
-  if (f->size_ == 0) {
-    ::close(fd);
-    throw Error(code::GGUF_MALFORMED, path + ": truncated header: file is empty, not a GGUF file");
-  }
-  void* m = mmap(nullptr, static_cast<size_t>(f->size_), PROT_READ, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) {
-    const int e = errno;
-    ::close(fd);
-    throw Error(code::IO, path + ": cannot mmap " + std::to_string(f->size_) + " bytes: " + std::strerror(e));
-  }
-  f->base_ = static_cast<const uint8_t*>(m);
-  f->fd_ = fd;  // kept open for the lifetime of the mapping; the destructor releases both
+  f->map_ = MappedFile(path);
+  f->size_ = f->map_.size();
+  if (f->size_ == 0) throw Error(code::GGUF_MALFORMED, path + ": truncated header: file is empty, not a GGUF file");
   GgufParser parser(*f);
   parser.parse();  // on throw, ~GgufFile unmaps and closes
   return f;
 }
 
-GgufFile::~GgufFile() {
-  if (base_) munmap(const_cast<uint8_t*>(base_), static_cast<size_t>(size_));
-  if (fd_ >= 0) ::close(fd_);
-}
+GgufFile::~GgufFile() = default;
 
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto it = kv_.find(key);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common.h"
+#include "mapped_file.h"
 #include "quant.h"
 
 namespace nla {
@@ -46,6 +47,10 @@ struct TensorInfo {
   int64_t nelements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t nrows() const { return ne[1] * ne[2] * ne[3]; }
 };
+
+// Kinds of metadata value types (shared by the reader and the tokenizer).
+bool gguf_is_integer_type(GgufValueType t);
+bool gguf_is_unsigned_type(GgufValueType t);
 
 class GgufFile {
  public:
@@ -86,8 +91,7 @@ class GgufFile {
   uint32_t version_ = 0;
   uint64_t size_ = 0;
   uint32_t alignment_ = 32;
-  const uint8_t* base_ = nullptr;  // mapping
-  int fd_ = -1;
+  MappedFile map_;
   std::map<std::string, GgufValue> kv_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> tensor_index_;

@@ -1,10 +1,6 @@
 // safetensors reader over a read-only mmap; see safetensors.h.
 #include "safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -61,44 +57,16 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, 
   f->path_ = path;
   f->error_code_ = error_code ? error_code : code::INTERNAL;
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int e = errno;
-    throw Error(code::IO, path + ": cannot open: " + std::strerror(e));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw Error(code::IO, path + ": cannot stat: " + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(code::IO, path + ": not a regular file");
-  }
-  f->size_ = static_cast<uint64_t>(st.st_size);
-  if (f->size_ < 8) {
-    ::close(fd);
-    f->fail("file is " + std::to_string(f->size_) +
-            " bytes, too short for a safetensors file (at least an 8-byte header length)");
-  }
-  if (f->size_ > std::numeric_limits<size_t>::max()) {
-    ::close(fd);
-    throw Error(code::IO, path + ": file too large to map");
-  }
-  void* m = mmap(nullptr, static_cast<size_t>(f->size_), PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);  // the mapping stays valid
-  if (m == MAP_FAILED)
-    throw Error(code::IO, path + ": cannot mmap " + std::to_string(f->size_) + " bytes: " + std::strerror(map_errno));
-  f->base_ = static_cast<const uint8_t*>(m);
+  f->map_ = MappedFile(path);
+  f->base_ = f->map_.data();
+  f->size_ = f->map_.size();
+  if (f->size_ < 8)
+    f->fail("file is " + std::to_string(f->size_) + " bytes, too short for a safetensors file (at least an 8-byte header length)");
   f->parse_header();  // on throw, the unique_ptr unmaps
   return f;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (base_) munmap(const_cast<uint8_t*>(base_), static_cast<size_t>(size_));
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 const SafetensorsFile::Tensor* SafetensorsFile::find(const std::string& name) const {
   const auto it = index_.find(name);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common.h"
+#include "mapped_file.h"
 
 namespace nla {
 
@@ -67,7 +68,8 @@ class SafetensorsFile {
 
   std::string path_;
   const char* error_code_ = code::INTERNAL;
-  const uint8_t* base_ = nullptr;  // mapping
+  MappedFile map_;
+  const uint8_t* base_ = nullptr;  // map_.data()
   uint64_t size_ = 0;
   uint64_t header_len_ = 0;
   std::map<std::string, std::string> metadata_;

@@ -82,21 +82,6 @@ size_t utf8_len(const unsigned char* s, size_t n) {
 
 const std::string kSpaceMark = "\xE2\x96\x81";  // U+2581
 
-bool is_int_type(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::UINT16:
-    case GgufValueType::INT16: case GgufValueType::UINT32: case GgufValueType::INT32:
-    case GgufValueType::UINT64: case GgufValueType::INT64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_unsigned_type(GgufValueType t) {
-  return t == GgufValueType::UINT8 || t == GgufValueType::UINT16 || t == GgufValueType::UINT32 ||
-         t == GgufValueType::UINT64;
-}
 
 const GgufValue& string_array(const GgufFile& file, const char* key) {
   const GgufValue* v = file.find(key);
@@ -111,9 +96,9 @@ const GgufValue& string_array(const GgufFile& file, const char* key) {
 int32_t read_id(const GgufFile& file, const char* key, int32_t fallback, int32_t n_vocab) {
   int64_t id = fallback;
   if (const GgufValue* v = file.find(key)) {
-    if (!is_int_type(v->type))
+    if (!gguf_is_integer_type(v->type))
       throw Error(code::TOKENIZER, std::string("tokenizer: ") + key + " is not an integer in " + file.path());
-    if (is_unsigned_type(v->type)) {
+    if (gguf_is_unsigned_type(v->type)) {
       id = v->u > static_cast<uint64_t>(INT32_MAX) ? -1 : static_cast<int64_t>(v->u);
     } else {
       id = v->i;
@@ -227,7 +212,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& file) {
 
   t.types_.assign(n, TokenType::NORMAL);
   if (const GgufValue* tt = file.find("tokenizer.ggml.token_type")) {
-    if (tt->type != GgufValueType::ARRAY || !is_int_type(tt->elem_type) || tt->ints.size() != tt->count)
+    if (tt->type != GgufValueType::ARRAY || !gguf_is_integer_type(tt->elem_type) || tt->ints.size() != tt->count)
       throw Error(code::TOKENIZER, "tokenizer: tokenizer.ggml.token_type is not an integer array in " + file.path());
     if (tt->ints.size() != static_cast<size_t>(n))
       throw Error(code::TOKENIZER, "tokenizer: tokenizer.ggml.token_type has " + std::to_string(tt->ints.size()) +
