@@ -52,8 +52,11 @@ class Backend {
   virtual void rope(const Tensor& x, int64_t head_dim, int64_t n_rot, float base, const float* freq_factors,
                     const int32_t* pos) = 0;
   // Causal (and, if window > 0, sliding-window) attention with scale 1, grouped KV heads.
+  // q may have fewer rows than k only where attention_suffix_queries() is true: query row i is then the
+  // token at position pos[k.rows - q.rows + i] (the last q.rows tokens of the keys' sequence).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, int n_head, int n_head_kv, int head_dim,
                          int window, const int32_t* pos, const Tensor& out) = 0;
+  virtual bool attention_suffix_queries() const { return false; }
   // out = gelu(gate) ⊙ up ; with up == nullptr-tensor (data null): out = gelu(gate)
   virtual void gelu_mul(const Tensor& gate, const Tensor& up, GeluMode mode, const Tensor& out) = 0;
   virtual void mul(const Tensor& x, const Tensor& y) = 0;   // x ⊙= y
@@ -65,6 +68,8 @@ class Backend {
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
 #ifdef NLA_HAVE_CUDA
 std::unique_ptr<Backend> make_cuda_backend(int device);
+// Number of CUDA devices, or -cudaError when the runtime cannot query them (35: no/old driver, 100: no device).
+int cuda_device_count();
 #endif
 
 }  // namespace nla
