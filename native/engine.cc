@@ -15,6 +15,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
                                          " tokens but token_embd has only " + std::to_string(e->model_->hparams().n_vocab) + " rows");
   int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
+  e->options_.threads = threads;  // report what is used
   if (options.device == "cpu") {
     e->backend_ = make_cpu_backend(threads);
   } else if (options.device == "cuda") {

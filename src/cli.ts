@@ -222,9 +222,14 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   const [cmd, ...rest] = positionals;
-  if (values.help || !cmd) {
+  if (values.help) {
     console.log(USAGE);
-    return cmd || values.help ? 0 : 2;
+    return 0;
+  }
+  if (!cmd) {
+    // bad usage: the usage text goes to stderr like every other usage error (stdout stays for results)
+    console.error(USAGE);
+    return 2;
   }
   try {
     switch (cmd) {

@@ -110,10 +110,67 @@ const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
 let cpuCache: NativeBinding | undefined;
 let cudaCache: { binding?: NativeBinding; error?: string } | undefined;
 
+/*
+ * Realm safety. The addon creates its typed arrays (token ids, captured states, safetensors data) with the
+ * constructors of the context it was loaded in, which is not the caller's when nla-ar runs inside a vm
+ * context (jest, notebooks). There `ids instanceof Int32Array` is false and every instanceof check in this
+ * package (LinearHead.apply, roundTrip, option schemas) rejected the engine's own output: reconstruct() failed
+ * with ERR_NLA_INVALID_ARG under jest. The wrappers below re-view each returned array with this realm's
+ * constructor (same memory, no copy) before anything else sees it.
+ */
+function localF32(a: Float32Array): Float32Array {
+  if (a instanceof Float32Array) return a;
+  const v = a as { buffer: ArrayBufferLike; byteOffset: number; length: number };
+  return new Float32Array(v.buffer, v.byteOffset, v.length);
+}
+function localI32(a: Int32Array): Int32Array {
+  if (a instanceof Int32Array) return a;
+  const v = a as { buffer: ArrayBufferLike; byteOffset: number; length: number };
+  return new Int32Array(v.buffer, v.byteOffset, v.length);
+}
+
+/** Overrides methods on a native object instance, keeping `this` bound to the real (wrapped) object. */
+function patchMethods<T extends object>(obj: T, overrides: Partial<T>): T {
+  for (const [k, v] of Object.entries(overrides)) Object.defineProperty(obj, k, { value: v, configurable: true, writable: true });
+  return obj;
+}
+
+function realmSafeModel(m: NativeModel): NativeModel {
+  const tokenize = m.tokenize;
+  const forward = m.forward;
+  return patchMethods(m, {
+    tokenize: (text: string, addBos: boolean, parseSpecial: boolean) => localI32(tokenize.call(m, text, addBos, parseSpecial)),
+    forward: async (prompts: Int32Array[], options: NativeForwardOptions, abortFlag?: Int32Array) => {
+      const caps = await forward.call(m, prompts, options, abortFlag);
+      for (const perPrompt of caps) for (const c of perPrompt) c.data = localF32(c.data);
+      return caps;
+    },
+  });
+}
+
+function realmSafeTokenizer(t: NativeTokenizer): NativeTokenizer {
+  const encode = t.encode;
+  return patchMethods(t, {
+    encode: (text: string, addBos: boolean, parseSpecial: boolean) => localI32(encode.call(t, text, addBos, parseSpecial)),
+  });
+}
+
+function realmSafe(raw: NativeBinding): NativeBinding {
+  const b = Object.create(raw) as NativeBinding;
+  b.openModel = async (p, o) => realmSafeModel(await raw.openModel(p, o));
+  b.openTokenizer = async (p) => realmSafeTokenizer(await raw.openTokenizer(p));
+  b.readSafetensors = async (p, kind) => {
+    const r = await raw.readSafetensors(p, kind);
+    for (const t of Object.values(r.tensors)) t.data = localF32(t.data);
+    return r;
+  };
+  return b;
+}
+
 function loadCpu(): NativeBinding {
   if (!cpuCache) {
     try {
-      cpuCache = nodeGypBuild(ROOT) as NativeBinding;
+      cpuCache = realmSafe(nodeGypBuild(ROOT) as NativeBinding);
     } catch (e) {
       throw new NlaError(
         'ERR_NLA_NATIVE_LOAD',
@@ -131,7 +188,7 @@ function loadCuda(): { binding?: NativeBinding; error?: string } {
     if (process.platform !== 'linux') cudaCache = { error: `no CUDA build for ${process.platform}` };
     else {
       try {
-        cudaCache = { binding: nodeGypBuild(path.join(ROOT, 'variants', 'cuda')) as NativeBinding };
+        cudaCache = { binding: realmSafe(nodeGypBuild(path.join(ROOT, 'variants', 'cuda')) as NativeBinding) };
       } catch (e) {
         cudaCache = { error: (e as Error).message.split('\n')[0] };
       }

@@ -68,7 +68,14 @@ export type ActivationOptions = z.input<typeof ActivationOptionsSchema>;
 export const RoundTripOptionsSchema = z.strictObject({
   signal: z.instanceof(AbortSignal).optional(),
   /** Predict-the-mean vector (see meanActivation) for FVE. */
-  mean: z.union([z.instanceof(Float32Array), z.instanceof(Float64Array), z.array(z.number())]).optional(),
+  // z.custom, not z.instanceof: instanceof schemas type the arrays as Float64Array<ArrayBuffer>, which rejected
+  // meanActivation()'s own result (Float64Array<ArrayBufferLike>) at compile time for TypeScript users
+  mean: z
+    .custom<Float32Array | Float64Array | number[]>(
+      (v) => v instanceof Float32Array || v instanceof Float64Array || (Array.isArray(v) && v.every((x) => typeof x === 'number')),
+      { error: 'mean must be a Float32Array, Float64Array or number[]' },
+    )
+    .optional(),
 });
 export type RoundTripOptions = z.input<typeof RoundTripOptionsSchema>;
 

@@ -61,6 +61,18 @@ class StorageClass extends PyOpaque {
   }
 }
 
+/**
+ * Integer/bool storage classes: inert markers, allowed so that a head saved with a non-float dtype is reported
+ * as a wrong dtype (ERR_NLA_HEAD_INVALID) rather than as an unsafe pickle. No data of theirs is ever read.
+ */
+class NonFloatStorageClass extends PyOpaque {
+  readonly kind = 'torch storage class';
+  constructor(readonly className: string) {
+    super();
+  }
+}
+const NON_FLOAT_STORAGE_CLASSES = ['LongStorage', 'IntStorage', 'ShortStorage', 'CharStorage', 'ByteStorage', 'BoolStorage'];
+
 /** A storage loaded through persistent_load: `data/<key>` of the archive. */
 class StorageRef extends PyOpaque {
   readonly kind = 'torch storage';
@@ -160,6 +172,7 @@ export const STATE_DICT_GLOBALS: ReadonlyMap<string, PyCallable | PyOpaque> = ne
   ...(Object.entries(STORAGE_CLASS_NAMES) as [TorchDType, string][]).map(
     ([dtype, cls]) => [`torch ${cls}`, new StorageClass(dtype)] as [string, PyOpaque],
   ),
+  ...NON_FLOAT_STORAGE_CLASSES.map((cls) => [`torch ${cls}`, new NonFloatStorageClass(cls)] as [string, PyOpaque]),
 ]);
 
 /**
@@ -198,6 +211,8 @@ export function readTorchStateDict(buf: Buffer, options: ReadTorchOptions = {}):
       invalid(`persistent id ${describeValue(pid)} is not ('storage', type, key, location, numel)`);
     }
     const [, cls, key, location, numelValue] = pid.items;
+    if (cls instanceof NonFloatStorageClass)
+      invalid(`a tensor is stored as torch.${cls.className}; only float32/float16/bfloat16/float64 tensors are supported`);
     if (!(cls instanceof StorageClass)) invalid(`storage type ${describeValue(cls ?? null)} is not a supported torch storage class`);
     if (typeof key !== 'string' || !/^[0-9A-Za-z_.-]{1,64}$/.test(key)) invalid('storage key must be a short string of [0-9A-Za-z_.-]');
     if (typeof location !== 'string') invalid('storage location must be a string');

@@ -1,0 +1,62 @@
+/**
+ * lib/ (the compiled package) for tests that spawn `node lib/cli.js` or require the package from a child
+ * process. `npm test` builds it in pretest; a standalone `npx jest test/<file>` compiles it here when it is
+ * missing or older than src/. A lock directory keeps parallel jest workers from running tsc at the same time.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const LIB = path.join(ROOT, 'lib');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function upToDate(): boolean {
+  const marker = path.join(LIB, 'cli.js');
+  if (!fs.existsSync(marker) || !fs.existsSync(path.join(LIB, 'index.js'))) return false;
+  return fs.statSync(marker).mtimeMs >= newestMtime(path.join(ROOT, 'src'));
+}
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Makes sure lib/ holds a build of the current src/ (compiling it with tsc if needed). */
+export function ensureLib(): void {
+  if (upToDate()) return;
+  const lock = path.join(ROOT, '.cache', 'lib-build.lock');
+  fs.mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      // another worker is compiling; a lock older than 2 minutes was left by a killed run
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 120_000) fs.rmSync(lock, { recursive: true, force: true });
+      } catch {
+        /* gone already */
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      sleep(200);
+    }
+  }
+  try {
+    if (upToDate()) return;
+    const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`tsc failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}

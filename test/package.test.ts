@@ -1,0 +1,163 @@
+/**
+ * The package as users get it: `npm pack`, installed into an empty project from the tarball, then used from
+ * CommonJS (`require('nla-ar')`), ESM (`import { Reconstructor, NlaError } from 'nla-ar'`), TypeScript (the
+ * shipped .d.ts) and the `nla-ar` bin. No prebuilds exist yet, so the locally built build/Release/nla_ar.node
+ * is copied into the installed package (where node-gyp-build looks first), standing in for one.
+ *
+ * Dependencies come from the npm registry (`--ignore-scripts`: nothing is compiled). When the registry cannot
+ * be reached the install tests are skipped with a message; any other install failure fails them.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { Reconstructor } from '../src';
+import { ensureLib, ROOT } from './helpers/build';
+
+const execFileP = promisify(execFile);
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const ADDON = path.join(ROOT, 'build', 'Release', 'nla_ar.node');
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+
+function registryReachable(): boolean {
+  const r = spawnSync(NPM, ['ping'], { cwd: os.tmpdir(), encoding: 'utf8', timeout: 20_000 });
+  return r.status === 0;
+}
+const online = registryReachable();
+if (!online) console.warn('package.test: the npm registry is unreachable (`npm ping` failed): install tests skipped');
+const testOnline = online ? test : test.skip;
+
+async function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await execFileP(cmd, args, { cwd, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000 });
+  } catch (e) {
+    const err = e as { code?: unknown; stdout?: string; stderr?: string; message: string };
+    throw new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${String(err.code)}):\n${err.stdout ?? ''}\n${err.stderr ?? err.message}`);
+  }
+}
+
+let tmp: string;
+beforeAll(() => {
+  ensureLib();
+  if (!fs.existsSync(ADDON)) throw new Error(`${ADDON} is missing: run \`npm run build\` first`);
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-pkg-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('npm pack --dry-run: the tarball holds lib/ (js + d.ts), the native sources and CMakeLists.txt, and nothing private', async () => {
+  const { stdout } = await run(NPM, ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT);
+  const [info] = JSON.parse(stdout) as { files: { path: string }[]; size: number }[];
+  const paths = info.files.map((f) => f.path);
+  const need = ['package.json', 'CMakeLists.txt', 'lib/index.js', 'lib/index.d.ts', 'lib/cli.js', 'lib/native.js', 'lib/synthetic/index.js',
+    'native/addon/addon.cc', 'native/gguf.cc', 'native/tokenizer.cc', 'native/model.cc', 'native/common.h'];
+  expect(need.filter((p) => !paths.includes(p))).toEqual([]);
+  const forbidden = paths.filter((p) => /^(src|test|bench|build|\.cache|node_modules)\//.test(p) || /\.(gguf|safetensors|pt|tgz)$/.test(p));
+  expect(forbidden).toEqual([]);
+  expect(info.size).toBeLessThan(5 << 20); // no model weights or build trees slipped in
+});
+
+describe('installed from the tarball', () => {
+  let app: string;
+  let demo: { model: string; adapter: string; layer: number };
+
+  beforeAll(async () => {
+    if (!online) return;
+    const { stdout } = await run(NPM, ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], ROOT);
+    const tarball = path.join(tmp, (JSON.parse(stdout) as { filename: string }[])[0].filename);
+    app = path.join(tmp, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    const t0 = Date.now();
+    await run(NPM, ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball], app);
+    const ms = Date.now() - t0;
+    if (ms > 60_000) console.warn(`package.test: npm install took ${(ms / 1000).toFixed(0)} s (registry slow?)`);
+    // stand-in for a prebuild: the addon built here, where node-gyp-build looks first
+    const release = path.join(app, 'node_modules', pkg.name, 'build', 'Release');
+    fs.mkdirSync(release, { recursive: true });
+    fs.copyFileSync(ADDON, path.join(release, 'nla_ar.node'));
+  }, 180_000);
+
+  testOnline('the `nla-ar` bin runs the demo (synthetic weights) from the installed package', async () => {
+    const bin = path.join(app, 'node_modules', '.bin', 'nla-ar');
+    expect(fs.existsSync(bin)).toBe(true);
+    const { stdout } = await run(process.execPath, [bin, 'demo', '--json'], app, { NLA_AR_CACHE: path.join(tmp, 'cache') });
+    const j = JSON.parse(stdout) as { synthetic: boolean; files: { model: string; adapter: string; layer: number } };
+    expect(j.synthetic).toBe(true);
+    demo = j.files;
+    expect(fs.existsSync(demo.model)).toBe(true);
+  });
+
+  const script = (importLine: string) => `${importLine}
+const main = async () => {
+  const [model, adapter, layer] = process.argv.slice(2);
+  const ar = await Reconstructor.load({ model, adapter, layer: Number(layer), device: 'cpu' });
+  const v = await ar.reconstruct('<explanation>a packaged call</explanation>');
+  let code = null;
+  try { await ar.reconstruct(42); } catch (e) { code = e instanceof NlaError ? e.code : 'not an NlaError'; }
+  await ar.close();
+  console.log(JSON.stringify({ isF32: v instanceof Float32Array, v: Array.from(v), code, backend: ar.info.backend }));
+};
+main().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+  async function check(file: string): Promise<void> {
+    if (!demo) throw new Error('the demo test did not produce the demo files');
+    const { stdout } = await run(process.execPath, [file, demo.model, demo.adapter, String(demo.layer)], app);
+    const out = JSON.parse(stdout) as { isF32: boolean; v: number[]; code: string; backend: string };
+    expect({ isF32: out.isF32, n: out.v.length, code: out.code, backend: out.backend }).toEqual({ isF32: true, n: 256, code: 'ERR_NLA_INVALID_ARG', backend: 'cpu' });
+    // the same call through the source tree gives the same numbers (JSON carries float32 values exactly)
+    const ar = await Reconstructor.load({ model: demo.model, adapter: demo.adapter, layer: demo.layer, device: 'cpu' });
+    try {
+      expect(out.v).toEqual(Array.from(await ar.reconstruct('<explanation>a packaged call</explanation>')));
+    } finally {
+      await ar.close();
+    }
+  }
+
+  testOnline("CommonJS: require('nla-ar') loads the demo and reconstructs", async () => {
+    const f = path.join(app, 'use.cjs');
+    fs.writeFileSync(f, script("const { Reconstructor, NlaError } = require('nla-ar');"));
+    await check(f);
+  });
+
+  testOnline("ESM: import { Reconstructor, NlaError } from 'nla-ar' loads the demo and reconstructs", async () => {
+    const f = path.join(app, 'use.mjs');
+    fs.writeFileSync(f, script("import { Reconstructor, NlaError } from 'nla-ar';"));
+    await check(f);
+  });
+
+  testOnline('TypeScript: the shipped declarations type-check a consumer (node16 resolution, strict)', async () => {
+    fs.writeFileSync(
+      path.join(app, 'use.ts'),
+      `import { Reconstructor, NlaError, LinearHead, Tokenizer, cosine, meanActivation, type ReconstructorInfo, type NlaErrorCode } from 'nla-ar';
+export async function f(model: string): Promise<number> {
+  const ar: Reconstructor = await Reconstructor.load({ model, adapter: null, layer: 3 });
+  const info: ReconstructorInfo = ar.info;
+  const v: Float32Array = await ar.reconstruct('x');
+  const vs: Float32Array[] = await ar.reconstruct(['x', 'y'], { signal: AbortSignal.timeout(1000) });
+  const code: NlaErrorCode = new NlaError('ERR_NLA_IO', 'm').code;
+  const h: LinearHead = ar.head;
+  // the documented FVE recipe: activation() output and meanActivation() straight into roundTrip
+  const a = await ar.activation('source text', { layer: 2 });
+  const rt = await ar.roundTrip([{ activation: a, explanation: 'x' }], { mean: meanActivation([a, v]) });
+  const fve: number | undefined = rt[0].fve;
+  const t: Tokenizer = await Tokenizer.fromGGUF(model);
+  await ar.close();
+  return cosine(v, vs[0]) + info.layer + h.inDim + t.vocabSize + code.length + (fve ?? 0);
+}
+`,
+    );
+    fs.writeFileSync(
+      path.join(app, 'tsconfig.json'),
+      // a Node project: @types/node present (the declarations use Buffer, and AsyncDisposable, which
+      // @types/node >= 20.11 declares for ES2022 targets); taken from this repo instead of a second install
+      JSON.stringify({
+        compilerOptions: { module: 'node16', moduleResolution: 'node16', target: 'ES2022', lib: ['ES2022'], strict: true, noEmit: true,
+          typeRoots: [path.join(ROOT, 'node_modules', '@types')], types: ['node'] },
+        files: ['use.ts'],
+      }),
+    );
+    await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(app, 'tsconfig.json')], app);
+  });
+});
