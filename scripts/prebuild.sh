@@ -3,42 +3,15 @@
 #   prebuilds/linux-x64/nla-ar.glibc.node                 CPU
 #   variants/cuda/prebuilds/linux-x64/nla-ar.glibc.node   CUDA (static cudart, SASS sm_75/80/86/89/90/120 + PTX 120)
 #
-#   npm run prebuild                  # both
+#   npm run prebuildify               # both
 #   scripts/prebuild.sh --cpu-only    # no nvcc needed
 #   scripts/prebuild.sh --cuda-only
 #   NLA_CUDA_ARCHS="80-real;90-real" scripts/prebuild.sh --cuda-only   # other CUDA architectures
 #
-# npm also runs a script named "prebuild" as the pre-hook of "build" (so before every `npm run build` and
-# `npm test`). That must not start a 2-minute CUDA build, so when npm started this as the hook of another
-# script it does nothing (set NLA_PREBUILD_FORCE=1 to override).
+# The npm script is called "prebuildify", not "prebuild": npm would run a script named "prebuild" as the
+# pre-hook of every `npm run build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [[ "${npm_lifecycle_event:-}" == "prebuild" && -z "${NLA_PREBUILD_FORCE:-}" ]]; then
-  # The nearest npm ancestor's command line says which script the user asked for.
-  asked=$(node -e '
-    const { execFileSync } = require("node:child_process");
-    let pid = process.ppid;
-    for (let i = 0; i < 8 && pid > 1; i++) {
-      let line;
-      try { line = execFileSync("ps", ["-o", "ppid=,args=", "-p", String(pid)], { encoding: "utf8" }).trim(); } catch { break; }
-      const m = /^(\d+)\s+(.*)$/.exec(line);
-      if (!m) break;
-      const argv = m[2].split(/\s+/);
-      const i0 = argv.findIndex((a) => /(^|\/)(npm|npm-cli\.js)$/.test(a));
-      if (i0 >= 0) {
-        const rest = argv.slice(i0 + 1).filter((a) => !a.startsWith("-"));
-        if (["run", "run-script", "rum", "urn"].includes(rest[0])) { console.log(rest[1] || ""); process.exit(0); }
-        console.log(rest[0] || ""); process.exit(0);
-      }
-      pid = Number(m[1]);
-    }
-    console.log("?");')
-  if [[ "$asked" != "prebuild" && "$asked" != "?" ]]; then
-    echo "prebuild: skipped (npm ran it as the pre-hook of '$asked'; use 'npm run prebuild' or NLA_PREBUILD_FORCE=1)"
-    exit 0
-  fi
-fi
 
 cpu=1
 cuda=1
