@@ -1,8 +1,9 @@
 /**
  * The package as users get it: `npm pack`, installed into an empty project from the tarball, then used from
  * CommonJS (`require('nla-ar')`), ESM (`import { Reconstructor, NlaError } from 'nla-ar'`), TypeScript (the
- * shipped .d.ts) and the `nla-ar` bin. No prebuilds exist yet, so the locally built build/Release/nla_ar.node
- * is copied into the installed package (where node-gyp-build looks first), standing in for one.
+ * shipped .d.ts) and the `nla-ar` bin. When `npm run prebuildify` has made the prebuilds (CI does), the tarball
+ * carries them and the installed package must pick the right variant by itself; otherwise the locally built
+ * build/Release/nla_ar.node is copied into the installed package (where node-gyp-build looks first) as a stand-in.
  *
  * Dependencies come from the npm registry (`--ignore-scripts`: nothing is compiled). When the registry cannot
  * be reached the install tests are skipped with a message; any other install failure fails them.
@@ -18,6 +19,9 @@ import { ensureLib, ROOT } from './helpers/build';
 const execFileP = promisify(execFile);
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const ADDON = path.join(ROOT, 'build', 'Release', 'nla_ar.node');
+const PREBUILT_CPU = fs.existsSync(path.join(ROOT, 'prebuilds', 'linux-x64', 'nla-ar.glibc.node'));
+const PREBUILT_CUDA = fs.existsSync(path.join(ROOT, 'variants', 'cuda', 'prebuilds', 'linux-x64', 'nla-ar.glibc.node'));
+if (!PREBUILT_CPU) console.warn('package.test: no prebuilds (run `npm run prebuildify`): the installed package uses the local build instead');
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 
 function registryReachable(): boolean {
@@ -72,10 +76,12 @@ describe('installed from the tarball', () => {
     await run(NPM, ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', tarball], app);
     const ms = Date.now() - t0;
     if (ms > 60_000) console.warn(`package.test: npm install took ${(ms / 1000).toFixed(0)} s (registry slow?)`);
-    // stand-in for a prebuild: the addon built here, where node-gyp-build looks first
-    const release = path.join(app, 'node_modules', pkg.name, 'build', 'Release');
-    fs.mkdirSync(release, { recursive: true });
-    fs.copyFileSync(ADDON, path.join(release, 'nla_ar.node'));
+    if (!PREBUILT_CPU) {
+      // stand-in for a prebuild: the addon built here, where node-gyp-build looks first
+      const release = path.join(app, 'node_modules', pkg.name, 'build', 'Release');
+      fs.mkdirSync(release, { recursive: true });
+      fs.copyFileSync(ADDON, path.join(release, 'nla_ar.node'));
+    }
   }, 180_000);
 
   testOnline('the `nla-ar` bin runs the demo (synthetic weights) from the installed package', async () => {
@@ -114,6 +120,39 @@ main().catch((e) => { console.error(e); process.exit(1); });
       await ar.close();
     }
   }
+
+  (PREBUILT_CPU && PREBUILT_CUDA ? testOnline : test.skip)(
+    'the tarball carries both prebuilds; installed with --ignore-scripts it loads them and picks CPU on a GPU-less machine',
+    async () => {
+      const installed = path.join(app, 'node_modules', pkg.name);
+      expect(fs.existsSync(path.join(installed, 'build'))).toBe(false); // nothing compiled: prebuilds only
+      expect(fs.existsSync(path.join(installed, 'prebuilds', 'linux-x64', 'nla-ar.glibc.node'))).toBe(true);
+      expect(fs.existsSync(path.join(installed, 'variants', 'cuda', 'prebuilds', 'linux-x64', 'nla-ar.glibc.node'))).toBe(true);
+      if (!demo) throw new Error('the demo test did not produce the demo files');
+      const f = path.join(app, 'variant.cjs');
+      fs.writeFileSync(f, `const { Reconstructor } = require('nla-ar');
+(async () => {
+  const [model, adapter, layer] = process.argv.slice(2);
+  const ar = await Reconstructor.load({ model, adapter, layer: Number(layer) });
+  let cuda = null;
+  try { await Reconstructor.load({ model, adapter, layer: Number(layer), device: 'cuda' }); cuda = 'loaded'; } catch (e) { cuda = e.code + ': ' + e.message; }
+  console.log(JSON.stringify({ backend: ar.info.backend, reasons: ar.info.backendReasons, cuda }));
+  await ar.close();
+})().catch((e) => { console.error(e); process.exit(1); });
+`);
+      const { stdout } = await run(process.execPath, [f, demo.model, demo.adapter, String(demo.layer)], app);
+      const out = JSON.parse(stdout) as { backend: string; reasons: string[]; cuda: string };
+      const gpu = fs.existsSync('/dev/nvidiactl');
+      if (gpu) {
+        expect(out.backend).toBe('cuda');
+      } else {
+        expect(out.backend).toBe('cpu');
+        // the CUDA prebuild itself loaded and was asked for devices (not "no CUDA binary")
+        expect(out.reasons.join('; ')).toMatch(/cuda: no usable device/);
+        expect(out.cuda).toMatch(/^ERR_NLA_NO_CUDA: .*no usable device/);
+      }
+    },
+  );
 
   testOnline("CommonJS: require('nla-ar') loads the demo and reconstructs", async () => {
     const f = path.join(app, 'use.cjs');
