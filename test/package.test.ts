@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Reconstructor } from '../src';
 import { ensureLib, ROOT } from './helpers/build';
+import { tinyModel } from './helpers/models';
 
 const execFileP = promisify(execFile);
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -199,4 +200,27 @@ export async function f(model: string): Promise<number> {
     );
     await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(app, 'tsconfig.json')], app);
   });
+});
+
+describe('installed from the tarball with its install script, where no prebuild fits', () => {
+  // A platform without a fitting prebuild is simulated by --build-from-source, which makes scripts/install.js
+  // compile the CPU variant from the shipped native/ sources with cmake-js, as it would there.
+  testOnline(
+    'the install script builds the CPU variant from source and the package works',
+    async () => {
+      const { stdout } = await run(NPM, ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], ROOT);
+      const tarball = path.join(tmp, (JSON.parse(stdout) as { filename: string }[])[0].filename);
+      const app2 = path.join(tmp, 'app-src');
+      fs.mkdirSync(app2);
+      fs.writeFileSync(path.join(app2, 'package.json'), JSON.stringify({ name: 'app2', version: '1.0.0', private: true }));
+      await run(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--build-from-source', '--foreground-scripts', tarball], app2);
+      const installed = path.join(app2, 'node_modules', pkg.name);
+      expect(fs.existsSync(path.join(installed, 'build', 'Release', 'nla_ar.node'))).toBe(true);
+      const r = await run(process.execPath, ['-e', "const {Tokenizer}=require('nla-ar'); Tokenizer.fromGGUF(process.argv[1]).then(t=>console.log(JSON.stringify(Array.from(t.encode('Hello world')))))", tinyModel('q8_0-full', { weightType: 'q8_0' }).path], app2);
+      const ids = JSON.parse(r.stdout) as number[];
+      expect(ids[0]).toBe(2); // BOS first
+      expect(ids.length).toBeGreaterThan(1);
+    },
+    300_000,
+  );
 });
