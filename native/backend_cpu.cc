@@ -1,5 +1,6 @@
-// CPU backend: straightforward kernels over the quant table's dot products,
-// parallelised over output features with a persistent thread pool.
+// CPU backend. Matrix products go through the multi-token kernels of kernels_cpu.h (each weight row is
+// decoded once and multiplied with every token's quantized activations, rows split across a persistent
+// thread pool); the remaining ops are row-parallel loops over SIMD fp32 helpers.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "kernels_cpu.h"
 #include "threadpool.h"
 
 namespace nla {
@@ -38,7 +40,7 @@ inline float gelu(float x, GeluMode mode) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads) { kernels_ = select_cpu_kernels(); }
+  explicit CpuBackend(int n_threads) : pool_(n_threads), kernels_(select_cpu_kernels()), k_(cpu::kernels()) {}
 
   std::string name() const override { return "cpu"; }
   std::string description() const override {
@@ -74,52 +76,76 @@ class CpuBackend final : public Backend {
     const auto& dt = type_traits(tr.vec_dot_type);
     const int64_t T = x.rows, n = w.in;
     // Activations in the weight's dot type, once per row (as llama.cpp does).
-    const size_t xrow = row_size(tr.vec_dot_type, n);
-    std::vector<const void*> xq(static_cast<size_t>(T));
+    const int64_t n_out = y.cols;
+    const cpu::GemmFn g = k_.gemm[static_cast<uint32_t>(w.type) & 63];
+    const uint8_t* xq;
+    size_t xrow, xgroup = 0;
     if (tr.vec_dot_type == GgmlType::F32) {
-      for (int64_t t = 0; t < T; ++t) xq[t] = x.row(t);
+      xq = reinterpret_cast<const uint8_t*>(x.data);
+      xrow = sizeof(float) * static_cast<size_t>(x.stride);
+    } else if (g && n % 256 == 0 && (tr.vec_dot_type == GgmlType::Q8_K || tr.vec_dot_type == GgmlType::Q8_0)) {
+      // Group-major activations: the T tokens' copies of each 256-value group are contiguous.
+      xrow = row_size(tr.vec_dot_type, 256);
+      xgroup = xrow * static_cast<size_t>(T);
+      const int64_t groups = n / 256;
+      qbuf_.resize(xgroup * static_cast<size_t>(groups));
+      pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t)
+          for (int64_t gi = 0; gi < groups; ++gi)
+            dt.from_float(x.row(t) + 256 * gi, qbuf_.data() + xgroup * gi + xrow * t, 256);
+      });
+      xq = qbuf_.data();
     } else {
+      xrow = row_size(tr.vec_dot_type, n);
+      xgroup = row_size(tr.vec_dot_type, 256 % dt.block_size == 0 ? 256 : dt.block_size);
       qbuf_.resize(xrow * T);
       pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) dt.from_float(x.row(t), qbuf_.data() + xrow * t, n);
       });
-      for (int64_t t = 0; t < T; ++t) xq[t] = qbuf_.data() + xrow * t;
+      xq = qbuf_.data();
     }
-    const int64_t n_out = y.cols;
+    if (g) {
+      pool_.parallel_for(n_out, 16, [&](int64_t b, int64_t e, int) {
+        g(n, w.row(r0 + b), w.row_bytes, e - b, xq, xrow, xgroup, T, y.data + b, y.stride);
+      });
+      return;
+    }
     pool_.parallel_for(n_out, 16, [&](int64_t b, int64_t e, int) {
       for (int64_t o = b; o < e; ++o) {
         const uint8_t* wrow = w.row(r0 + o);
         for (int64_t t = 0; t < T; ++t) {
           float s;
-          tr.vec_dot(n, &s, wrow, xq[t]);
+          tr.vec_dot(n, &s, wrow, xq + xrow * t);
           y.row(t)[o] = s;
         }
       }
     });
   }
 
+  // Two thin products, never merged into W: ax = x Aᵀ ([T, r]), then y += scale · ax Bᵀ.
   void lora(const LoraMatrixPair& p, const Tensor& x, const Tensor& y) override {
     const int64_t T = x.rows, r = p.rank, in = p.in;
-    std::vector<float> ax(static_cast<size_t>(T * r));
+    ax_.resize(static_cast<size_t>(T * r));
+    float* ax = ax_.data();
+    if (k_.sgemm_nt) {
+      pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
+        k_.sgemm_nt(e - b, T, in, p.a.data() + b * in, in, x.data, x.stride, ax + b, r, 1.0f, false);
+      });
+      pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
+        k_.sgemm_nt(e - b, T, r, p.b.data() + b * r, r, ax, r, y.data + b, y.stride, p.scale, true);
+      });
+      return;
+    }
     pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
       for (int64_t k = b; k < e; ++k) {
         const float* a = p.a.data() + k * in;
-        for (int64_t t = 0; t < T; ++t) {
-          const float* xr = x.row(t);
-          float s = 0;
-          for (int64_t i = 0; i < in; ++i) s += a[i] * xr[i];
-          ax[t * r + k] = s;
-        }
+        for (int64_t t = 0; t < T; ++t) ax[t * r + k] = k_.dot_f32(a, x.row(t), in);
       }
     });
-    pool_.parallel_for(y.cols, 16, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
       for (int64_t o = b; o < e; ++o) {
         const float* bo = p.b.data() + o * r;
-        for (int64_t t = 0; t < T; ++t) {
-          float s = 0;
-          for (int64_t k = 0; k < r; ++k) s += bo[k] * ax[t * r + k];
-          y.row(t)[o] += p.scale * s;
-        }
+        for (int64_t t = 0; t < T; ++t) y.row(t)[o] += p.scale * k_.dot_f32(bo, ax + t * r, r);
       }
     });
   }
@@ -166,20 +192,21 @@ class CpuBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int n_head, int n_head_kv, int head_dim, int window,
                  const int32_t* pos, const Tensor& out) override {
     const int64_t T = q.rows, Tk = k.rows;
+    const int64_t shift = Tk - T;  // query row i is the token at position pos[shift + i]
     const int group = n_head / n_head_kv;
     pool_.parallel_for(T * n_head, 1, [&](int64_t b, int64_t e, int) {
-      std::vector<float> p(static_cast<size_t>(Tk));
+      float* p = static_cast<float*>(cpu::thread_scratch(sizeof(float) * static_cast<size_t>(Tk)));
       for (int64_t idx = b; idx < e; ++idx) {
         const int64_t i = idx / n_head;
+        const int32_t pi = pos[shift + i];
         const int h = static_cast<int>(idx % n_head), hk = h / group;
         const float* qi = q.row(i) + static_cast<int64_t>(h) * head_dim;
         float mx = -INFINITY;
         for (int64_t j = 0; j < Tk; ++j) {
-          const bool visible = pos[j] <= pos[i] && (window <= 0 || pos[i] - pos[j] < window);
+          // keys outside the causal (and sliding) window are skipped, never computed
+          const bool visible = pos[j] <= pi && (window <= 0 || pi - pos[j] < window);
           if (!visible) { p[j] = -INFINITY; continue; }
-          const float* kj = k.row(j) + static_cast<int64_t>(hk) * head_dim;
-          float s = 0;
-          for (int d = 0; d < head_dim; ++d) s += qi[d] * kj[d];
+          const float s = k_.dot_f32(qi, k.row(j) + static_cast<int64_t>(hk) * head_dim, head_dim);
           p[j] = s;
           mx = std::max(mx, s);
         }
@@ -194,45 +221,69 @@ class CpuBackend final : public Backend {
         for (int d = 0; d < head_dim; ++d) o[d] = 0;
         for (int64_t j = 0; j < Tk; ++j) {
           if (p[j] == 0.0f) continue;
-          const float pj = p[j] * inv;
-          const float* vj = v.row(j) + static_cast<int64_t>(hk) * head_dim;
-          for (int d = 0; d < head_dim; ++d) o[d] += pj * vj[d];
+          k_.axpy_f32(p[j] * inv, v.row(j) + static_cast<int64_t>(hk) * head_dim, o, head_dim);
         }
       }
     });
   }
 
+  bool attention_suffix_queries() const override { return true; }
+
   void gelu_mul(const Tensor& gate, const Tensor& up, GeluMode mode, const Tensor& out) override {
-    if (mode == GeluMode::Fp16Table) gelu_fp16_table();
+    const uint16_t* table = mode == GeluMode::Fp16Table ? gelu_fp16_table().data() : nullptr;
     pool_.parallel_for(gate.rows, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         const float* g = gate.row(t);
         const float* u = up.data ? up.row(t) : nullptr;
         float* o = out.row(t);
-        for (int64_t c = 0; c < gate.cols; ++c) o[c] = u ? gelu(g[c], mode) * u[c] : gelu(g[c], mode);
+        if (table && k_.gelu_fp16) {
+          k_.gelu_fp16(g, u, o, gate.cols, table);
+        } else if (!table && k_.gelu_exact) {
+          k_.gelu_exact(g, u, o, gate.cols);
+        } else {
+          for (int64_t c = 0; c < gate.cols; ++c) o[c] = u ? gelu(g[c], mode) * u[c] : gelu(g[c], mode);
+        }
       }
     });
   }
 
+  // Elementwise ops: rows split across the pool once the tensor is big enough to pay for the hand-off.
+  template <typename F>
+  void rows(const Tensor& x, F f) {
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, x.cols));
+    pool_.parallel_for(x.rows, grain, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) f(t);
+    });
+  }
   void mul(const Tensor& x, const Tensor& y) override {
-    for (int64_t t = 0; t < x.rows; ++t)
-      for (int64_t c = 0; c < x.cols; ++c) x.row(t)[c] *= y.row(t)[c];
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      const float* c = y.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] *= c[i];
+    });
   }
   void add(const Tensor& x, const Tensor& y) override {
-    for (int64_t t = 0; t < x.rows; ++t)
-      for (int64_t c = 0; c < x.cols; ++c) x.row(t)[c] += y.row(t)[c];
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      const float* c = y.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] += c[i];
+    });
   }
   void scale(const Tensor& x, float s) override {
-    for (int64_t t = 0; t < x.rows; ++t)
-      for (int64_t c = 0; c < x.cols; ++c) x.row(t)[c] *= s;
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] *= s;
+    });
   }
   void copy(const Tensor& dst, const Tensor& src) override {
-    for (int64_t t = 0; t < src.rows; ++t) std::memcpy(dst.row(t), src.row(t), sizeof(float) * src.cols);
+    rows(src, [&](int64_t t) { std::memcpy(dst.row(t), src.row(t), sizeof(float) * src.cols); });
   }
 
  private:
   ThreadPool pool_;
   std::string kernels_;
+  const cpu::Kernels& k_;
+  std::vector<float> ax_;
   std::deque<std::vector<float>> arena_;
   std::vector<uint8_t> qbuf_;
 };

@@ -57,7 +57,14 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
   const int64_t d = hp.n_embd, P = hp.ple_dim;
   const float eps = hp.eps;
   const LoraAdapter* adapter = opt.adapter;
-  auto observe = [&](const char* name, int il, const Tensor& t) { if (opt.observe) opt.observe(name, il, t); };
+  auto observe = [&](const char* name, int il, const Tensor& t) {
+    if (!opt.observe || opt.observe_names.empty()) return;
+    const std::string full = il < 0 ? std::string(name) : std::string(name) + "-" + std::to_string(il);
+    if (std::find(opt.observe_names.begin(), opt.observe_names.end(), full) == opt.observe_names.end()) return;
+    std::vector<float> rows(static_cast<size_t>(t.rows * t.cols));
+    for (int64_t r = 0; r < t.rows; ++r) be.download_row(t, r, rows.data() + r * t.cols);
+    opt.observe(full, t.rows, t.cols, rows.data());
+  };
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>(t);
 
@@ -101,6 +108,12 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     observe("inp_per_layer", -1, ple);
   }
 
+  // KV-shared blocks write no K/V, so once the last block that writes K/V (or the last block run) has its
+  // K/V, every later state of a token feeds nothing but its own row: when only the last token is read (no
+  // capture_all_tokens, no observed intermediates) and the backend takes fewer query rows than keys, the
+  // rest (attention onwards) runs on the last row alone. row0 = index of h's row 0.
+  const bool trim_shared = T > 1 && !opt.capture_all_tokens && (!opt.observe || opt.observe_names.empty()) && be.attention_suffix_queries();
+  int64_t row0 = 0;
   for (int il = 0; il <= last; ++il) {
     if (opt.should_abort && opt.should_abort()) throw Error(code::ABORTED, "the forward pass was aborted");
     const Gemma4Layer& w = model.layers()[il];
@@ -125,7 +138,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     }
     observe("Qcur", il, qc);
     be.rms_norm(qc, hd, w.attn_q_norm.data(), eps, qc);
-    be.rope(qc, hd, hp.n_rot(il), hp.rope_base(il), ff, pos.data());
+    be.rope(qc, hd, hp.n_rot(il), hp.rope_base(il), ff, pos.data() + row0);
     observe("Qcur_pos", il, qc);
 
     if (hp.has_own_kv(il)) {
@@ -148,6 +161,15 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
       observe("Kcur_pos", il, k);
       observe("Vcur_normed", il, v);
       kv[il] = {k, v};
+    }
+    if (trim_shared && row0 == 0 && il >= std::min(last, hp.n_layer_own_kv() - 1)) {
+      row0 = T - 1;
+      auto keep_last = [&](Tensor& t) { t = Tensor{t.row(row0), 1, t.cols, t.stride}; };
+      auto keep_first = [&](Tensor& t) { t = Tensor{t.data, 1, t.cols, t.stride}; };
+      keep_last(h);
+      keep_last(qc);
+      if (P > 0) keep_last(ple);
+      for (Tensor* t : {&x, &q, &qkv, &att, &branch, &gate, &up}) keep_first(*t);
     }
     const KV& src = kv[hp.kv_source(il)];  // KV-shared layers read the last non-shared layer of their type
     Tensor a = att.cols_view(0, q_out);
@@ -190,7 +212,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
     if (opt.on_hidden && std::find(opt.capture_layers.begin(), opt.capture_layers.end(), il) != opt.capture_layers.end()) {
       const int64_t first = opt.capture_all_tokens ? 0 : T - 1;
       std::vector<float> rows(static_cast<size_t>((T - first) * d));
-      for (int64_t t = first; t < T; ++t) be.download_row(h, t, rows.data() + (t - first) * d);
+      for (int64_t t = first; t < T; ++t) be.download_row(h, t - row0, rows.data() + (t - first) * d);
       opt.on_hidden(il, T - first, first, rows.data());
     }
   }
@@ -198,7 +220,7 @@ void forward(const Gemma4Model& model, Backend& be, const std::vector<int32_t>& 
   // Optional LM head on the last token: softcap(E · RMSNorm(h)).
   if (opt.logits && opt.on_logits) {
     if (last != hp.n_layer - 1) throw Error(code::INVALID_ARG, "logits need every block (last_layer = -1)");
-    Tensor hl = Tensor{h.row(T - 1), 1, d, d};
+    Tensor hl = Tensor{h.row(T - 1 - row0), 1, d, d};
     Tensor xl = Tensor{x.row(0), 1, d, d};
     be.rms_norm(hl, d, model.output_norm.data(), eps, xl);
     Tensor logits = be.alloc(1, model.token_embd.out);

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "backend.h"
@@ -31,9 +32,11 @@ struct ForwardOptions {
   std::function<void(int layer, int64_t rows, int64_t first_row, const float* data)> on_hidden;
   std::function<void(const float* logits, int64_t n_vocab)> on_logits;
   std::function<bool()> should_abort;  // polled between blocks; true -> throws Error(ABORTED)
-  // Debugging: sees named intermediates (llama.cpp's callback names: "attn_norm", "Qcur_pos", "kqv_out",
-  // "attn_out", "ffn_out", "pe_in", "per_layer_embd_out", "l_out", ...; layer -1 for global ones).
-  std::function<void(const char* name, int layer, const Tensor& t)> observe;
+  // Debugging: named intermediates under llama.cpp's callback names ("attn_norm-0", "Qcur_pos-3", "kqv_out-1",
+  // "attn_out-…", "ffn_out-…", "pe_in-…", "per_layer_embd_out-…", "l_out-…", and "inp_scaled", "inp_per_layer").
+  // Each name listed in observe_names is copied to the host (all rows) and passed to observe.
+  std::vector<std::string> observe_names;
+  std::function<void(const std::string& name, int64_t rows, int64_t cols, const float* data)> observe;
 };
 
 // Runs one prompt. Throws nla::Error (INVALID_ARG, CONTEXT_OVERFLOW, ABORTED).

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common.h"
+#include "kernels_cpu.h"
 
 // Dequantization must round every multiply and add separately, as ggml's
 // (generically compiled) reference code does; a fused multiply-add would
@@ -672,9 +673,19 @@ uint16_t fp32_to_bf16(float f) {
 }
 
 std::string select_cpu_kernels() {
-  // Only the scalar reference kernels exist so far.
-  (void)table();
-  return "scalar";
+  // Products and activation quantizers for this CPU (kernels_cpu.h); the scalar functions above stay as the
+  // fallback (NLA_CPU_KERNELS=scalar selects them) and as the reference the SIMD kernels are checked against.
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const cpu::Kernels& k = cpu::kernels();
+    Table& t = table();
+    for (uint32_t id = 0; id < kKnownIds; ++id) {
+      if (t.entry[id].name == nullptr) continue;
+      if (k.vec_dot[id] && t.entry[id].vec_dot) t.entry[id].vec_dot = k.vec_dot[id];
+      if (k.from_float[id] && t.entry[id].from_float) t.entry[id].from_float = k.from_float[id];
+    }
+  });
+  return cpu::kernels().name;
 }
 
 }  // namespace nla

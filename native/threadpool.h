@@ -1,5 +1,6 @@
 // A persistent pool of worker threads for data-parallel loops.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -18,19 +19,23 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
   // Splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end, thread_index)
-  // on all threads (the caller takes part). Returns when every chunk is done.
+  // on all threads (the caller takes part); chunks are handed out dynamically (a few per thread), so a
+  // thread slowed by other load on the machine takes fewer. Returns when every chunk is done.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
   void worker(int index);
+  void run_chunks(int index);
   int n_threads_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<int64_t> next_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleeping_{0};
   bool stop_ = false;
 };
 

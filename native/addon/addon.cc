@@ -365,14 +365,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
             opt.on_hidden = [&out, d](int layer, int64_t rows, int64_t first, const float* data) {
               out.push_back(Captured{layer, rows, first, std::vector<float>(data, data + rows * d), "", d});
             };
-            if (!observe_names->empty())
-              opt.observe = [&out, observe_names](const char* name, int il, const nla::Tensor& t) {
-                const std::string full = il < 0 ? std::string(name) : std::string(name) + "-" + std::to_string(il);
-                if (std::find(observe_names->begin(), observe_names->end(), full) == observe_names->end()) return;
-                Captured c{il, t.rows, 0, std::vector<float>(static_cast<size_t>(t.rows * t.cols)), full, t.cols};
-                for (int64_t r = 0; r < t.rows; ++r) std::copy(t.row(r), t.row(r) + t.cols, c.data.data() + r * t.cols);
-                out.push_back(std::move(c));
+            if (!observe_names->empty()) {
+              opt.observe_names = *observe_names;
+              opt.observe = [&out](const std::string& name, int64_t rows, int64_t cols, const float* data) {
+                out.push_back(Captured{-1, rows, 0, std::vector<float>(data, data + rows * cols), name, cols});
               };
+            }
             e->forward((*prompts)[i], opt);
           }
         },

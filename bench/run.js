@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+// `npm run bench`: nla-ar's CPU engine vs llama.cpp on the same full-size E2B-shaped synthetic model, same
+// prompts, same thread count. Writes the table (with machine, date, commit and command) to docs/benchmarks.md.
+//
+//   node bench/run.js [--threads 2] [--models q4_k_m,q8_0] [--repeat 5] [--rounds 2] [--no-write]
+//
+// Every measurement is a fresh process (cold load = open + adapter in a new process, page cache warm).
+// Each round runs nla-ar then llama.cpp back to back; the table takes the median over rounds of each
+// side's median over repetitions. Ratios are llama.cpp time / nla-ar time (> 1: nla-ar is faster).
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync, spawnSync } = require('node:child_process');
+const { ROOT, CACHE, LLAMA_REF, ensureModels, log } = require('./models');
+
+const LAYER = 17;
+const LENGTHS = [16, 64, 256];
+const BATCH = 16;
+const BATCH_LEN = 64;
+
+function args() {
+  const a = { threads: 2, models: ['q4_k_m', 'q8_0'], repeat: 5, rounds: 2, write: true };
+  const v = process.argv.slice(2);
+  for (let i = 0; i < v.length; i++) {
+    if (v[i] === '--threads') a.threads = Number(v[++i]);
+    else if (v[i] === '--models') a.models = v[++i].split(',');
+    else if (v[i] === '--repeat') a.repeat = Number(v[++i]);
+    else if (v[i] === '--rounds') a.rounds = Number(v[++i]);
+    else if (v[i] === '--no-write') a.write = false;
+    else throw new Error(`unknown argument ${v[i]}`);
+  }
+  return a;
+}
+
+// The prompts nla_bench builds (BOS, then an LCG over ordinary tokens of the 4096-token synthetic vocab).
+function prompt(n, seed, vocab = 4096) {
+  const out = [2];
+  let s = seed >>> 0;
+  for (let i = 1; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(300 + (s % (vocab - 300)));
+  }
+  return out;
+}
+
+const median = (v) => {
+  const s = [...v].sort((x, y) => x - y);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+};
+
+// Builds bench/nla_bench.cc with the engine sources (native/*.cc, not the Node binding) compiled here under
+// .cache/bench/obj — the same flags as CMakeLists.txt's nla_core (-O3, C++17, no -march: the SIMD kernels
+// pick themselves at run time) — so the benchmark never depends on the state of build/.
+function nlaBench() {
+  const cxx = process.env.CXX || 'g++';
+  const nativeDir = path.join(ROOT, 'native');
+  const objDir = path.join(CACHE, 'obj');
+  fs.mkdirSync(objDir, { recursive: true });
+  const headers = fs.readdirSync(nativeDir).filter((f) => /\.(h|inc)$/.test(f)).map((f) => path.join(nativeDir, f));
+  const newestHeader = Math.max(...headers.map((f) => fs.statSync(f).mtimeMs));
+  const srcs = fs.readdirSync(nativeDir).filter((f) => f.endsWith('.cc')).map((f) => path.join(nativeDir, f));
+  const flags = ['-O3', '-std=c++17', '-pthread', `-I${nativeDir}`];
+  const objs = [];
+  const jobs = [];
+  for (const src of srcs) {
+    const obj = path.join(objDir, path.basename(src, '.cc') + '.o');
+    objs.push(obj);
+    if (!fs.existsSync(obj) || fs.statSync(obj).mtimeMs < Math.max(fs.statSync(src).mtimeMs, newestHeader)) jobs.push([src, obj]);
+  }
+  if (jobs.length) {
+    log(`compiling ${jobs.length} engine source(s) for the benchmark...`);
+    // two at a time
+    const { spawn } = require('node:child_process');
+    const pending = [...jobs];
+    const run = () => new Promise((resolve, reject) => {
+      const next = () => {
+        const j = pending.shift();
+        if (!j) return resolve();
+        const c = spawn(cxx, [...flags, '-c', j[0], '-o', j[1]], { stdio: 'inherit' });
+        c.on('exit', (code) => (code === 0 ? next() : reject(new Error(`compiling ${j[0]} failed`))));
+      };
+      next();
+    });
+    return Promise.all([run(), run()]).then(() => link(cxx, flags, objs));
+  }
+  return Promise.resolve(link(cxx, flags, objs));
+}
+
+function link(cxx, flags, objs) {
+  const src = path.join(__dirname, 'nla_bench.cc');
+  const bin = path.join(CACHE, 'nla_bench');
+  const newest = Math.max(fs.statSync(src).mtimeMs, ...objs.map((o) => fs.statSync(o).mtimeMs));
+  if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < newest) {
+    log('linking nla_bench');
+    execFileSync(cxx, [...flags, src, ...objs, '-o', bin], { stdio: 'inherit' });
+  }
+  return bin;
+}
+
+// Runs a command, returning its stdout and peak RSS (KiB) via GNU time when available.
+function runMeasured(bin, argv) {
+  const haveTime = fs.existsSync('/usr/bin/time');
+  const rssFile = path.join(os.tmpdir(), `nla-bench-rss-${process.pid}`);
+  const r = haveTime
+    ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', rssFile, bin, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 })
+    : spawnSync(bin, argv, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${path.basename(bin)} failed (${r.status}): ${r.stderr}`);
+  let rssKb = null;
+  if (haveTime) {
+    rssKb = Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+    fs.rmSync(rssFile, { force: true });
+  }
+  return { out: r.stdout, rssKb };
+}
+
+function runNla(bin, model, adapterDir, a) {
+  const { out, rssKb } = runMeasured(bin, ['--model', model, '--adapter', adapterDir, '--layer', String(LAYER),
+    '--threads', String(a.threads), '--lengths', LENGTHS.join(','), '--repeat', String(a.repeat), '--warmup', '1',
+    '--batch', String(BATCH), '--batch-length', String(BATCH_LEN)]);
+  const j = JSON.parse(out);
+  j.rss_kb = rssKb ?? j.peak_rss_kb;
+  return j;
+}
+
+function runLlama(model, lora, tokens, { stop = true, repeat, threads, warmup = 1 }) {
+  const argv = ['time', '--model', model, '--lora', lora, '--tokens', tokens.join(','), '--threads', String(threads),
+    '--repeat', String(repeat), '--warmup', String(warmup)];
+  if (stop) argv.push('--stop-after', `l_out-${LAYER}`);
+  const { out, rssKb } = runMeasured(LLAMA_REF, argv);
+  const j = JSON.parse(out);
+  j.rss_kb = rssKb;
+  return j;
+}
+
+function machine() {
+  let model = '';
+  try {
+    model = execFileSync('lscpu', { encoding: 'utf8' }).split('\n').find((l) => l.startsWith('Model name'))?.split(':')[1]?.trim() ?? '';
+  } catch {}
+  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const isa = ['avx512_vnni', 'avx512f', 'avx2'].filter((f) => new RegExp(`\\b${f}\\b`).test(flags));
+  return { model: model || os.cpus()[0]?.model || 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), isa };
+}
+
+function commit() {
+  try {
+    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} (+ uncommitted changes)` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function fmt(x, d = 1) {
+  return x == null || Number.isNaN(x) ? '—' : x.toFixed(d);
+}
+
+async function main() {
+  const a = args();
+  if (!fs.existsSync(LLAMA_REF)) throw new Error(`${LLAMA_REF} is missing: run scripts/setup-reference.sh first (it builds the llama.cpp reference harness)`);
+  const m = ensureModels({ q8: a.models.includes('q8_0') });
+  const bin = await nlaBench();
+  const results = {};
+  const load = [os.loadavg()[0]];
+  for (const q of a.models) {
+    const model = m[q];
+    const rounds = [];
+    for (let r = 0; r < a.rounds; r++) {
+      log(`${q}: round ${r + 1}/${a.rounds}: nla-ar...`);
+      const nla = runNla(bin, model, m.adapterDir, a);
+      log(`${q}: round ${r + 1}/${a.rounds}: llama.cpp...`);
+      const ref = {};
+      for (const L of LENGTHS) ref[L] = runLlama(model, m.loraGguf, prompt(L, 1), { repeat: a.repeat, threads: a.threads });
+      ref.full64 = runLlama(model, m.loraGguf, prompt(64, 1), { stop: false, repeat: a.repeat, threads: a.threads });
+      ref.batch = runLlama(model, m.loraGguf, prompt(BATCH_LEN, 1001), { repeat: BATCH, threads: a.threads });
+      rounds.push({ nla, ref });
+      load.push(os.loadavg()[0]);
+    }
+    const med = (f) => median(rounds.map(f));
+    const row = { rounds };
+    row.kernels = rounds[0].nla.backend;
+    row.weights = rounds[0].nla.weights;
+    for (const L of LENGTHS) {
+      row[`nla${L}`] = med((x) => x.nla.lengths[L].median_ms);
+      row[`ref${L}`] = med((x) => x.ref[L].median_ms);
+    }
+    row.refFull64 = med((x) => x.ref.full64.median_ms);
+    row.nlaBatch = med((x) => x.nla.batch.median_ms);
+    row.refBatch = med((x) => x.ref.batch.decode_ms.reduce((s, v) => s + v, 0));
+    row.nlaLoad = med((x) => x.nla.load_ms);
+    row.refLoad = med((x) => x.ref[64].load_ms);
+    row.nlaRss = Math.max(...rounds.map((x) => x.nla.rss_kb)) / 1024;
+    row.refRss = Math.max(...rounds.flatMap((x) => [x.ref[256].rss_kb, x.ref.full64.rss_kb, x.ref.batch.rss_kb])) / 1024;
+    results[q] = row;
+    log(`${q}: 64 tok nla ${fmt(row.nla64)} ms, llama.cpp stopped ${fmt(row.ref64)} ms, full ${fmt(row.refFull64)} ms`);
+  }
+  const info = { machine: machine(), date: new Date().toISOString(), commit: commit(), load, threads: a.threads, argv: process.argv.slice(2) };
+  const md = render(results, info, a);
+  process.stdout.write(md + '\n');
+  fs.writeFileSync(path.join(CACHE, 'last-results.json'), JSON.stringify({ info, results }, null, 2));
+  if (a.write) {
+    const doc = path.join(ROOT, 'docs', 'benchmarks.md');
+    fs.mkdirSync(path.dirname(doc), { recursive: true });
+    const old = fs.existsSync(doc) ? fs.readFileSync(doc, 'utf8') : '';
+    const marker = '<!-- bench:results -->';
+    const endMarker = '<!-- /bench:results -->';
+    const block = `${marker}\n${md}\n${endMarker}`;
+    let next;
+    if (old.includes(marker) && old.includes(endMarker)) {
+      next = old.slice(0, old.indexOf(marker)) + block + old.slice(old.indexOf(endMarker) + endMarker.length);
+    } else {
+      next = `# Benchmarks\n\n${block}\n`;
+    }
+    fs.writeFileSync(doc, next);
+    log(`wrote ${path.relative(ROOT, doc)}`);
+  }
+}
+
+function render(results, info, a) {
+  const lines = [];
+  const mc = info.machine;
+  lines.push(`Measured ${info.date} on **${mc.model}**, ${mc.cores} cores, ${mc.memGiB} GiB (${mc.isa.join(', ')}); commit \`${info.commit}\`.`);
+  lines.push(`Command: \`npm run bench${info.argv.length ? ' -- ' + info.argv.join(' ') : ''}\` — ${a.threads} threads on both sides, ` +
+    `${a.repeat} timed repetitions after 1 warm-up per process, ${a.rounds} rounds (nla-ar then llama.cpp, back to back); ` +
+    `medians. Load average (1 min) during the run: ${info.load.map((x) => x.toFixed(2)).join(' → ')} ` +
+    `(other processes were running: the machine is shared).`);
+  lines.push('');
+  lines.push('Model: full-size E2B-shaped synthetic Gemma 4 (4096-token synthetic vocabulary), quantized by llama.cpp; ' +
+    'adapter: AR-shaped PEFT LoRA r=64, alpha=128 on q/k/v/o (k/v on layers 0–14 only), fp32, with its linear head ' +
+    '(llama.cpp gets the same LoRA as a LoRA GGUF). nla-ar runs blocks 0–17 and reads the last token\'s block-17 state; ' +
+    'llama.cpp decodes the same tokens (default context: f16 KV cache, flash attention auto) either stopped after ' +
+    '`l_out-17` (early abort) or through the full graph with the LM head.');
+  lines.push('');
+  for (const [q, r] of Object.entries(results)) {
+    lines.push(`### ${q} (${r.weights}; nla-ar: ${r.kernels})`);
+    lines.push('');
+    lines.push('| measurement | nla-ar | llama.cpp | ratio (llama.cpp / nla-ar) | target |');
+    lines.push('|---|---:|---:|---:|---|');
+    for (const L of LENGTHS) {
+      const tgt = L === 64 ? '≥ 1.5×' : '';
+      lines.push(`| reconstruct ${L} tokens, LoRA (llama.cpp stopped after l_out-17) | ${fmt(r[`nla${L}`])} ms | ${fmt(r[`ref${L}`])} ms | **${fmt(r[`ref${L}`] / r[`nla${L}`], 2)}×** | ${tgt} |`);
+    }
+    lines.push(`| reconstruct 64 tokens, LoRA (llama.cpp full graph) | ${fmt(r.nla64)} ms | ${fmt(r.refFull64)} ms | **${fmt(r.refFull64 / r.nla64, 2)}×** | ≥ 3× |`);
+    lines.push(`| throughput, ${BATCH} explanations × ${BATCH_LEN} tokens (llama.cpp stopped) | ${fmt(BATCH / (r.nlaBatch / 1000), 2)} /s | ${fmt(BATCH / (r.refBatch / 1000), 2)} /s | **${fmt(r.refBatch / r.nlaBatch, 2)}×** | ≥ 2× |`);
+    lines.push(`| cold load (new process: model + adapter) | ${fmt(r.nlaLoad, 0)} ms | ${fmt(r.refLoad, 0)} ms | ${fmt(r.refLoad / r.nlaLoad, 2)}× | ≤ 2 s |`);
+    lines.push(`| peak RSS (whole process) | ${fmt(r.nlaRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.nlaRss, 2)}× | ≤ 1.5 GB (q4_k_m) |`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
+module.exports = { prompt };
