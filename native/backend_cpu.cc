@@ -105,7 +105,9 @@ class CpuBackend final : public Backend {
       xq = qbuf_.data();
     }
     if (g) {
-      pool_.parallel_for(n_out, 16, [&](int64_t b, int64_t e, int) {
+      // Chunks of whole 16-row groups (the AVX-512 k-quant kernels work on 16 rows at a time).
+      pool_.parallel_for((n_out + 15) / 16, 1, [&](int64_t gb, int64_t ge, int) {
+        const int64_t b = gb * 16, e = std::min(n_out, ge * 16);
         g(n, w.row(r0 + b), w.row_bytes, e - b, xq, xrow, xgroup, T, y.data + b, y.stride);
       });
       return;
