@@ -17,3 +17,5 @@ export {
 } from './options';
 export type { LoadOptions, CallOptions, HiddenStateOptions, ActivationOptions, RoundTripOptions, TokenizeOptions } from './options';
 export { loadLinearHead } from './head-file';
+export { crossRowIdentity, gibberishLike, summarizeControls } from './controls';
+export type { CrossRowIdentity, ControlResult, ControlsSummary } from './controls';

@@ -9,6 +9,7 @@ import { NlaError } from './errors';
 import { LinearHead } from './head';
 import { loadLinearHead } from './head-file';
 import { cosine, directionMse, fve, baselineMse, type Vector } from './metrics';
+import { gibberishLike, summarizeControls, type ControlsSummary } from './controls';
 import { loadNative, toNlaError, type NativeAdapter, type NativeAdapterInfo, type NativeModel, type NativeModelInfo } from './native';
 import {
   ActivationOptionsSchema,
@@ -272,6 +273,20 @@ export class Reconstructor implements AsyncDisposable {
       return r;
     });
     return single ? results[0] : results;
+  }
+
+  /**
+   * The standard NLA controls for each item: the round-trip cosine next to the cosines that an empty explanation
+   * and a same-length gibberish explanation reach against the same original (nla-protocol.md §4.3). A real
+   * explanation should beat both; `contentDelta` = cosine − emptyCosine.
+   */
+  async controls(input: RoundTripInput[], options?: RoundTripOptions & { seed?: number }): Promise<ControlsSummary> {
+    const { seed, ...rest } = options ?? {};
+    if (!Array.isArray(input) || input.length === 0) throw new NlaError('ERR_NLA_INVALID_ARG', 'controls needs a non-empty array of {activation, explanation}');
+    const real = await this.roundTrip(input, rest);
+    const empty = await this.roundTrip(input.map((it) => ({ activation: it.activation, explanation: '' })), rest);
+    const gib = await this.roundTrip(input.map((it, i) => ({ activation: it.activation, explanation: gibberishLike(it.explanation, (seed ?? 1) + i) })), rest);
+    return summarizeControls(real.map((r, i) => ({ cosine: r.cosine, emptyCosine: empty[i].cosine, gibberishCosine: gib[i].cosine, contentDelta: r.cosine - empty[i].cosine })));
   }
 
   /** Waits for calls in flight, then frees the model. Idempotent; later calls reject with ERR_NLA_CLOSED. */
