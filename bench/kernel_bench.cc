@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   const auto& k = nla::cpu::kernels();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (nla::GgmlType t : {nla::GgmlType::Q4_K, nla::GgmlType::Q6_K, nla::GgmlType::Q8_0, nla::GgmlType::F16}) {
+  for (nla::GgmlType t : {nla::GgmlType::Q4_K, nla::GgmlType::Q6_K, nla::GgmlType::Q8_0, nla::GgmlType::Q4_0, nla::GgmlType::F16}) {
     const auto& tr = nla::type_traits(t);
     const auto& dt = nla::type_traits(tr.vec_dot_type);
     const size_t wrb = nla::row_size(t, n), xrb = nla::row_size(tr.vec_dot_type, n);
