@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "kernels_cpu.h"
-#include "quant.h"
+#include "backends/cpu/kernels.h"
+#include "formats/quant.h"
 
 namespace {
 double cpu_ms() {

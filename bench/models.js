@@ -14,7 +14,7 @@ const CACHE = path.join(ROOT, '.cache', 'bench');
 const LLAMA_REF = path.join(ROOT, '.cache', 'reference', 'bin', 'llama_ref');
 
 function synthetic() {
-  const lib = path.join(ROOT, 'lib', 'synthetic', 'index.js');
+  const lib = path.join(ROOT, 'dist-tools', 'tools', 'synthetic', 'index.js');
   if (!fs.existsSync(lib)) throw new Error('lib/ is missing: run `npm run build:ts` first');
   return require(lib);
 }

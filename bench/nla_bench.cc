@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "engine.h"
+#include "runtime/engine.h"
 
 namespace {
 

@@ -50,7 +50,7 @@ const median = (v) => {
   return n % 2 ? s[(n - 1) / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 };
 
-// Builds bench/nla_bench.cc with the engine sources (native/*.cc, not the Node binding) compiled here under
+// Builds bench/nla_bench.cc with the engine sources (every .cc under native/ but native/addon/) compiled here under
 // .cache/bench/obj — the same flags as CMakeLists.txt's nla_core (-O3, C++17, no -march: the SIMD kernels
 // pick themselves at run time) — so the benchmark never depends on the state of build/.
 function nlaBench() {
@@ -58,14 +58,17 @@ function nlaBench() {
   const nativeDir = path.join(ROOT, 'native');
   const objDir = path.join(CACHE, 'obj');
   fs.mkdirSync(objDir, { recursive: true });
-  const headers = fs.readdirSync(nativeDir).filter((f) => /\.(h|inc)$/.test(f)).map((f) => path.join(nativeDir, f));
+  // every file under native/ except the Node binding (native/addon/), as CMakeLists.txt's nla_core
+  const files = fs.readdirSync(nativeDir, { recursive: true }).map((f) => path.join(nativeDir, f))
+    .filter((f) => !f.startsWith(path.join(nativeDir, 'addon') + path.sep));
+  const headers = files.filter((f) => /\.(h|inc)$/.test(f));
   const newestHeader = Math.max(...headers.map((f) => fs.statSync(f).mtimeMs));
-  const srcs = fs.readdirSync(nativeDir).filter((f) => f.endsWith('.cc')).map((f) => path.join(nativeDir, f));
+  const srcs = files.filter((f) => f.endsWith('.cc'));
   const flags = ['-O3', '-std=c++17', '-pthread', `-I${nativeDir}`];
   const objs = [];
   const jobs = [];
   for (const src of srcs) {
-    const obj = path.join(objDir, path.basename(src, '.cc') + '.o');
+    const obj = path.join(objDir, path.relative(nativeDir, src).replace(/[\\/]/g, '_').replace(/\.cc$/, '.o'));
     objs.push(obj);
     if (!fs.existsSync(obj) || fs.statSync(obj).mtimeMs < Math.max(fs.statSync(src).mtimeMs, newestHeader)) jobs.push([src, obj]);
   }

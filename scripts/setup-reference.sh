@@ -8,8 +8,8 @@
 #      test files) and @node-llama-cpp/linux-x64@3.22.1 (prebuilt CPU libllama/libggml + CPU variant backends),
 #   2. extracts both and `git clone`s the bundle into .cache/reference/llama.cpp,
 #   3. builds test/reference/llama_ref.cpp -> .cache/reference/bin/llama_ref (we only CALL llama.cpp),
-#   4. builds every test/reference/*_check.cpp against native/*.cc (not native/addon/) + ggml/llama
-#      -> .cache/reference/bin/<name>. A native/*.cc that does not compile yet is left out (with a warning);
+#   4. builds every test/reference/*_check.cpp against the engine (every .cc under native/ but native/addon/) + ggml/llama
+#      -> .cache/reference/bin/<name>. An engine source that does not compile yet is left out (with a warning);
 #      a check program that then fails to link is skipped with a warning instead of failing the script.
 set -euo pipefail
 
@@ -78,7 +78,9 @@ fi
 shopt -s nullglob
 CHECKS=("$ROOT"/test/reference/*_check.cpp)
 if (( ${#CHECKS[@]} )); then
-  HDRS=("$ROOT"/native/*.h "$ROOT"/native/*.hpp)
+  # The engine's sources: every .cc under native/ except the Node binding (native/addon/), as in CMakeLists.txt.
+  mapfile -t CCS < <(cd "$ROOT" && find native -name '*.cc' -not -path 'native/addon/*' | sort)
+  mapfile -t HDRS < <(cd "$ROOT" && find native \( -name '*.h' -o -name '*.inc' \) -not -path 'native/addon/*' | sed "s|^|$ROOT/|")
   OBJS=()
   failed=()
   jobs_max="$(nproc 2>/dev/null || echo 2)"
@@ -89,21 +91,23 @@ if (( ${#CHECKS[@]} )); then
       rm -f "$2" "$2.tmp"; [[ -s "$2.log" ]] || echo "compiler failed" >"$2.log"
     fi
   }
-  for cc in "$ROOT"/native/*.cc; do                   # native/addon/ is not matched by this glob
-    o="$OBJ/$(basename "${cc%.cc}").o"
+  objname() { local r="${1#native/}"; echo "$OBJ/${r//\//_}"; }
+  for rel in "${CCS[@]}"; do
+    cc="$ROOT/$rel"
+    o="$(objname "${rel%.cc}").o"
     if newer_than "$o" "$cc" "${HDRS[@]}" "$STAMP"; then
-      log "compiling native/$(basename "$cc")"
+      log "compiling $rel"
       rm -f "$o"
       while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n || true; done
       compile_obj "$cc" "$o" &
     fi
   done
   wait
-  for cc in "$ROOT"/native/*.cc; do
-    o="$OBJ/$(basename "${cc%.cc}").o"
+  for rel in "${CCS[@]}"; do
+    o="$(objname "${rel%.cc}").o"
     if [[ -f "$o" ]]; then OBJS+=("$o"); else
-      failed+=("native/$(basename "$cc")")
-      echo "setup-reference: WARNING: native/$(basename "$cc") does not compile (see $o.log)" >&2
+      failed+=("$rel")
+      echo "setup-reference: WARNING: $rel does not compile (see $o.log)" >&2
     fi
   done
   for chk in "${CHECKS[@]}"; do

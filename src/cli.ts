@@ -9,7 +9,7 @@ import { NlaError } from './errors';
 import { Reconstructor } from './reconstructor';
 import { Tokenizer } from './tokenizer';
 import { norm } from './metrics';
-import { ensureDemoFiles } from './synthetic/index';
+import { demoFiles } from './demo';
 
 const USAGE = `nla-ar — Activation Reconstructor for the Gemma-4-E2B Natural Language Autoencoder
 
@@ -182,9 +182,8 @@ async function cmdDemo(values: Values): Promise<void> {
   say('nla-ar demo — SYNTHETIC weights: a small random model with the real Gemma-4 layout, a PEFT adapter');
   say('shaped like the released AR (LoRA on q/k/v/o) and a torch-format linear_head.pt. The numbers show the');
   say('pipeline works end to end; they carry no meaning.\n');
-  const t0 = Date.now();
-  const files = ensureDemoFiles();
-  say(`model    ${files.model}\nadapter  ${files.adapter}  (created in ${Date.now() - t0} ms, cached)`);
+  const files = demoFiles();
+  say(`model    ${files.model}\nadapter  ${files.adapter}`);
   const ar = await Reconstructor.load({ model: files.model, adapter: files.adapter, layer: files.layer, device: 'cpu' });
   try {
     const explanations = [
@@ -194,7 +193,7 @@ async function cmdDemo(values: Values): Promise<void> {
     ];
     const recs = await ar.reconstruct(explanations);
     const text = 'The harbour was grey and the gulls were loud that morning.';
-    const activationLayer = files.config.nLayer - 1;
+    const activationLayer = files.activationLayer;
     const activation = await ar.activation(text, { layer: activationLayer });
     const rts = await ar.roundTrip(explanations.map((e) => ({ activation, explanation: e })));
     if (values.json) {

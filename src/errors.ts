@@ -1,7 +1,7 @@
 /**
  * Typed errors. Every failure nla-ar reports is an `NlaError` whose `code` is one of
  * `NlaErrorCode`; the codes are stable and documented in README.md ("Error codes").
- * The native engine throws the same codes (native/common.h), which the binding maps here.
+ * The native engine throws the same codes (native/common/error.h), which the binding maps here.
  */
 export const NLA_ERROR_CODES = [
   'ERR_NLA_INVALID_ARG', // an option or argument is missing, misspelled, of the wrong type or out of range

@@ -14,7 +14,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { NlaError } from './errors';
-import { readTorchStateDict, writeTorchStateDict } from './formats/torch';
+import { readTorchStateDict } from './formats/torch';
 
 /** Upper bound for a head file read into memory (the real one is 9.4 MB). */
 const MAX_HEAD_FILE_BYTES = 1 << 30;
@@ -145,17 +145,6 @@ export class LinearHead {
     }
     const { weight, bias } = pickHeadTensors(new Map(Object.entries(tensors)), name);
     return LinearHead.validated(weight.shape, weight.data, bias.shape, bias.data, name, 'ERR_NLA_HEAD_INVALID', true);
-  }
-
-  /** The head as `torch.save(nn.Linear(...).state_dict(keep_vars=True))` would write it to linear_head.pt. */
-  toTorchBuffer(): Buffer {
-    return writeTorchStateDict(
-      {
-        weight: { shape: [this.outDim, this.inDim], data: this.weight },
-        bias: { shape: [this.outDim], data: this.bias },
-      },
-      { archiveName: 'linear_head', asParameters: true, location: 'cpu' },
-    );
   }
 
   private static validated(

@@ -7,16 +7,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { NlaError } from '../src/errors';
-import { ZipArchive, crc32, writeZip } from '../src/formats/zip';
+import { ZipArchive, crc32 } from '../src/formats/zip';
+import { writeZip } from '../tools/formats/zip-writer';
 import { PyBytes, PyDict, PyTuple, unpickle, type PickleValue } from '../src/formats/pickle';
 import {
   STATE_DICT_GLOBALS,
   bf16BitsToF32,
   f16BitsToF32,
   readTorchStateDict,
-  writeTorchStateDict,
 } from '../src/formats/torch';
-import { f32ToBf16Bits, f32ToF16Bits, writeSafetensors } from '../src/formats/safetensors-writer';
+import { writeTorchStateDict } from '../tools/formats/torch-writer';
+import { f32ToBf16Bits, f32ToF16Bits, writeSafetensors } from '../tools/formats/safetensors-writer';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'torch');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));

@@ -4,7 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { NlaError } from '../src/errors';
 import { LinearHead } from '../src/head';
-import { readTorchStateDict, writeTorchStateDict } from '../src/formats/torch';
+import { readTorchStateDict } from '../src/formats/torch';
+import { headToTorchBuffer, writeTorchStateDict } from '../tools/formats/torch-writer';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'torch');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));
@@ -253,10 +254,10 @@ describe('LinearHead.fromSafetensors (tensors decoded by the native reader)', ()
   });
 });
 
-describe('LinearHead.toTorchBuffer', () => {
+describe('headToTorchBuffer (test tooling)', () => {
   it('round-trips through the torch reader as nn.Parameters named weight and bias', () => {
     const head = LinearHead.fromArrays(seeded(12, 41), seeded(4, 42), { inDim: 3, outDim: 4 });
-    const buf = head.toTorchBuffer();
+    const buf = headToTorchBuffer(head);
     const tensors = readTorchStateDict(buf);
     expect([...tensors.keys()]).toEqual(['weight', 'bias']);
     expect(tensors.get('weight')!.shape).toEqual([4, 3]);
@@ -268,6 +269,6 @@ describe('LinearHead.toTorchBuffer', () => {
 
   it('writes a 1536x1536 head at the size of the published linear_head.pt (9,445,317 bytes)', () => {
     const head = LinearHead.fromArrays(new Float32Array(1536 * 1536), new Float32Array(1536), { inDim: 1536, outDim: 1536 });
-    expect(head.toTorchBuffer().length).toBe(9_445_317);
+    expect(headToTorchBuffer(head).length).toBe(9_445_317);
   });
 });

@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { Reconstructor } from '../src';
 import { ensureLib, ROOT } from './helpers/build';
 import { tinyModel } from './helpers/models';
+import { demoModelConfig } from '../tools/demo';
 
 const execFileP = promisify(execFile);
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -54,12 +55,15 @@ test('npm pack --dry-run: the tarball holds lib/ (js + d.ts), the native sources
   const { stdout } = await run(NPM, ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT);
   const [info] = JSON.parse(stdout) as { files: { path: string }[]; size: number }[];
   const paths = info.files.map((f) => f.path);
-  const need = ['package.json', 'CMakeLists.txt', 'lib/index.js', 'lib/index.d.ts', 'lib/cli.js', 'lib/native.js', 'lib/synthetic/index.js',
-    'native/addon/addon.cc', 'native/gguf.cc', 'native/tokenizer.cc', 'native/model.cc', 'native/common.h'];
+  const need = ['package.json', 'CMakeLists.txt', 'lib/index.js', 'lib/index.d.ts', 'lib/cli.js', 'lib/native.js', 'lib/demo.js',
+    'demo/manifest.json', 'demo/model.gguf', 'demo/adapter/adapter_config.json', 'demo/adapter/adapter_model.safetensors', 'demo/adapter/linear_head.pt',
+    'native/addon/addon.cc', 'native/formats/gguf.cc', 'native/models/gemma4/tokenizer.cc', 'native/models/gemma4/model.cc', 'native/common/error.h'];
   expect(need.filter((p) => !paths.includes(p))).toEqual([]);
-  const forbidden = paths.filter((p) => /^(src|test|bench|build|\.cache|node_modules)\//.test(p) || /\.(gguf|safetensors|pt|tgz)$/.test(p));
+  // test tooling (tools/, the synthetic generator) stays out; the only weights are the demo's synthetic files
+  const forbidden = paths.filter((p) => /^(src|test|tools|dist-tools|bench|build|\.cache|node_modules)\//.test(p) || /^lib\/(synthetic|formats\/.*writer)/.test(p) ||
+    (/\.(gguf|safetensors|pt|tgz)$/.test(p) && !p.startsWith('demo/')));
   expect(forbidden).toEqual([]);
-  expect(info.size).toBeLessThan(5 << 20); // no model weights or build trees slipped in
+  expect(info.size).toBeLessThan(12 << 20); // the demo files (~8 MB) and no other weights or build trees
 });
 
 describe('installed from the tarball', () => {
@@ -112,7 +116,7 @@ main().catch((e) => { console.error(e); process.exit(1); });
     if (!demo) throw new Error('the demo test did not produce the demo files');
     const { stdout } = await run(process.execPath, [file, demo.model, demo.adapter, String(demo.layer)], app);
     const out = JSON.parse(stdout) as { isF32: boolean; v: number[]; code: string; backend: string };
-    expect({ isF32: out.isF32, n: out.v.length, code: out.code, backend: out.backend }).toEqual({ isF32: true, n: 256, code: 'ERR_NLA_INVALID_ARG', backend: 'cpu' });
+    expect({ isF32: out.isF32, n: out.v.length, code: out.code, backend: out.backend }).toEqual({ isF32: true, n: demoModelConfig().nEmbd, code: 'ERR_NLA_INVALID_ARG', backend: 'cpu' });
     // the same call through the source tree gives the same numbers (JSON carries float32 values exactly)
     const ar = await Reconstructor.load({ model: demo.model, adapter: demo.adapter, layer: demo.layer, device: 'cpu' });
     try {

@@ -12,7 +12,6 @@ import {
   buildSyntheticVocab,
   dequantize,
   e2bShapesConfig,
-  ensureDemoFiles,
   fp16BitsToFp32,
   fp32ToBf16Bits,
   fp32ToFp16Bits,
@@ -29,7 +28,8 @@ import {
   writeSyntheticGemma4,
   type GgufKv,
   type SyntheticGemma4Config,
-} from '../src/synthetic';
+} from '../tools/synthetic';
+import { writeDemoFiles } from '../tools/demo';
 
 // ---------------------------------------------------------------- a minimal GGUF reader for the checks
 
@@ -638,19 +638,19 @@ describe('adapters', () => {
 
 // ---------------------------------------------------------------- demo cache
 
-describe('ensureDemoFiles', () => {
+describe('writeDemoFiles', () => {
   test('creates the demo folder once, atomically, and reuses it', () => {
     const cache = path.join(tmpRoot, 'cache');
-    const d = ensureDemoFiles(cache);
-    expect(d.dir).toBe(path.join(cache, 'demo-v1'));
-    expect(fs.readdirSync(cache)).toEqual(['demo-v1']); // no temp folder left behind
+    const d = writeDemoFiles(path.join(cache, 'demo-v2'));
+    expect(d.dir).toBe(path.join(cache, 'demo-v2'));
+    expect(fs.readdirSync(cache)).toEqual(['demo-v2']); // no temp folder left behind
     expect(fs.readdirSync(d.adapter).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'linear_head.pt']);
     const g = parseGguf(d.model);
-    expect(g.tensors.length).toBe(142);
+    expect(g.tensors.length).toBe(601); // E2B's block structure: 6 + 35 × 17, as Google's checkpoint converts
     expect(g.tensors.find((t) => t.name === 'blk.0.attn_q.weight')!.type).toBe(GgmlType.Q8_0);
     expect(fs.statSync(d.model).size).toBeLessThan(32 * 1024 * 1024);
     const mtime = fs.statSync(d.model).mtimeMs;
-    const again = ensureDemoFiles(cache);
+    const again = writeDemoFiles(path.join(cache, 'demo-v2'));
     expect(again.model).toBe(d.model);
     expect(fs.statSync(d.model).mtimeMs).toBe(mtime);
   }, 60000);

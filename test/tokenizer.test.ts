@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tokenizer } from '../src';
-import { planSyntheticGemma4, tinyGemma4Config, writeGguf, type GgufKv } from '../src/synthetic';
+import { planSyntheticGemma4, tinyGemma4Config, writeGguf, type GgufKv } from '../tools/synthetic';
 import { loadHfTokenizerCases, referenceAvailable, tokenizeRef, vocabGemma4Path } from './helpers/llamaRef';
 import { makeTokenizerCorpus } from './helpers/tokenizerCorpus';
 import { expectNlaError as expectCode } from './helpers/errors';

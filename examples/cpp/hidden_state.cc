@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine.h"
+#include "runtime/engine.h"
 
 int main(int argc, char** argv) {
   if (argc < 4) {

@@ -8,8 +8,8 @@
 #include <functional>
 #include <memory>
 
-#include "engine.h"
-#include "safetensors.h"
+#include "runtime/engine.h"
+#include "formats/safetensors.h"
 
 namespace {
 

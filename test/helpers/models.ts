@@ -14,7 +14,7 @@ import {
   type SyntheticGemma4Config,
   type PeftAdapterOptions,
   type SyntheticAdapter,
-} from '../../src/synthetic';
+} from '../../tools/synthetic';
 import { quantizeRef, type RefQuantType } from './llamaRef';
 
 export const CACHE = path.resolve(__dirname, '..', '..', '.cache', 'test-models');

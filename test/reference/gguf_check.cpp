@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "../../native/gguf.h"
+#include "formats/gguf.h"
 
 namespace {
 

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "json.h"
-#include "lora.h"
-#include "safetensors.h"
+#include "common/json.h"
+#include "adapters/lora.h"
+#include "formats/safetensors.h"
 
 using namespace nla;
 

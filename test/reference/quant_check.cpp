@@ -31,8 +31,8 @@
 #include <algorithm>
 #include <cstdarg>
 
-#include "../../native/gguf.h"
-#include "../../native/quant.h"
+#include "formats/gguf.h"
+#include "formats/quant.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
 

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "gguf.h"
-#include "tokenizer.h"
+#include "formats/gguf.h"
+#include "models/gemma4/tokenizer.h"
 
 namespace {
 

@@ -1,0 +1,297 @@
+// CPU backend. Matrix products go through the multi-token kernels of kernels_cpu.h (each weight row is
+// decoded once and multiplied with every token's quantized activations, rows split across a persistent
+// thread pool); the remaining ops are row-parallel loops over SIMD fp32 helpers.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/kernels.h"
+#include "common/thread_pool.h"
+
+namespace nla {
+
+namespace {
+
+float gelu_exact(float x) {
+  const float kSqrt2OverPi = 0.79788456080286535588f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+}
+
+// llama.cpp's CPU GELU: inputs rounded to fp16, looked up in a table of fp16 results,
+// identity/zero outside ±10. Built once from gelu_exact.
+const std::vector<uint16_t>& gelu_fp16_table() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(1 << 16);
+    for (uint32_t i = 0; i < (1u << 16); ++i) t[i] = fp32_to_fp16(gelu_exact(fp16_to_fp32(static_cast<uint16_t>(i))));
+    return t;
+  }();
+  return table;
+}
+
+inline float gelu(float x, GeluMode mode) {
+  if (mode == GeluMode::Exact) return gelu_exact(x);
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return fp16_to_fp32(gelu_fp16_table()[fp32_to_fp16(x)]);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int n_threads) : pool_(n_threads), kernels_(select_cpu_kernels()), k_(cpu::kernels()) {}
+
+  std::string name() const override { return "cpu"; }
+  std::string description() const override {
+    return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_ + " kernels)";
+  }
+
+  Tensor alloc(int64_t rows, int64_t cols) override {
+    arena_.emplace_back(static_cast<size_t>(rows * cols));
+    return Tensor{arena_.back().data(), rows, cols, cols};
+  }
+  void reset() override { arena_.clear(); }
+  void upload(const Tensor& dst, const float* src) override {
+    for (int64_t r = 0; r < dst.rows; ++r) std::memcpy(dst.row(r), src + r * dst.cols, sizeof(float) * dst.cols);
+  }
+  void download_row(const Tensor& src, int64_t r, float* dst) override {
+    std::memcpy(dst, src.row(r), sizeof(float) * src.cols);
+  }
+
+  void get_rows(const Matrix& table, const int32_t* ids, int64_t c0, float scale, const Tensor& out) override {
+    const auto& tr = type_traits(table.type);
+    pool_.parallel_for(out.rows, 1, [&](int64_t b, int64_t e, int) {
+      std::vector<float> row(static_cast<size_t>(table.in));
+      for (int64_t i = b; i < e; ++i) {
+        tr.to_float(table.row(ids[i]), row.data(), table.in);
+        float* y = out.row(i);
+        for (int64_t c = 0; c < out.cols; ++c) y[c] = row[c0 + c] * scale;
+      }
+    });
+  }
+
+  void matmul(const Matrix& w, const Tensor& x, const Tensor& y, int64_t r0) override {
+    const auto& tr = type_traits(w.type);
+    const auto& dt = type_traits(tr.vec_dot_type);
+    const int64_t T = x.rows, n = w.in;
+    // Activations in the weight's dot type, once per row (as llama.cpp does).
+    const int64_t n_out = y.cols;
+    const cpu::GemmFn g = k_.gemm[static_cast<uint32_t>(w.type) & 63];
+    const uint8_t* xq;
+    size_t xrow, xgroup = 0;
+    if (tr.vec_dot_type == GgmlType::F32) {
+      xq = reinterpret_cast<const uint8_t*>(x.data);
+      xrow = sizeof(float) * static_cast<size_t>(x.stride);
+    } else if (g && n % 256 == 0 && (tr.vec_dot_type == GgmlType::Q8_K || tr.vec_dot_type == GgmlType::Q8_0)) {
+      // Group-major activations: the T tokens' copies of each 256-value group are contiguous.
+      xrow = row_size(tr.vec_dot_type, 256);
+      xgroup = xrow * static_cast<size_t>(T);
+      const int64_t groups = n / 256;
+      qbuf_.resize(xgroup * static_cast<size_t>(groups));
+      pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t)
+          for (int64_t gi = 0; gi < groups; ++gi)
+            dt.from_float(x.row(t) + 256 * gi, qbuf_.data() + xgroup * gi + xrow * t, 256);
+      });
+      xq = qbuf_.data();
+    } else {
+      xrow = row_size(tr.vec_dot_type, n);
+      xgroup = row_size(tr.vec_dot_type, 256 % dt.block_size == 0 ? 256 : dt.block_size);
+      qbuf_.resize(xrow * T);
+      pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) dt.from_float(x.row(t), qbuf_.data() + xrow * t, n);
+      });
+      xq = qbuf_.data();
+    }
+    if (g) {
+      // Chunks of whole 16-row groups (the AVX-512 k-quant kernels work on 16 rows at a time).
+      pool_.parallel_for((n_out + 15) / 16, 1, [&](int64_t gb, int64_t ge, int) {
+        const int64_t b = gb * 16, e = std::min(n_out, ge * 16);
+        g(n, w.row(r0 + b), w.row_bytes, e - b, xq, xrow, xgroup, T, y.data + b, y.stride);
+      });
+      return;
+    }
+    pool_.parallel_for(n_out, 16, [&](int64_t b, int64_t e, int) {
+      for (int64_t o = b; o < e; ++o) {
+        const uint8_t* wrow = w.row(r0 + o);
+        for (int64_t t = 0; t < T; ++t) {
+          float s;
+          tr.vec_dot(n, &s, wrow, xq + xrow * t);
+          y.row(t)[o] = s;
+        }
+      }
+    });
+  }
+
+  // Two thin products, never merged into W: ax = x Aᵀ ([T, r]), then y += scale · ax Bᵀ.
+  void lora(const LoraMatrixPair& p, const Tensor& x, const Tensor& y) override {
+    const int64_t T = x.rows, r = p.rank, in = p.in;
+    ax_.resize(static_cast<size_t>(T * r));
+    float* ax = ax_.data();
+    if (k_.sgemm_nt) {
+      pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
+        k_.sgemm_nt(e - b, T, in, p.a.data() + b * in, in, x.data, x.stride, ax + b, r, 1.0f, false);
+      });
+      pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
+        k_.sgemm_nt(e - b, T, r, p.b.data() + b * r, r, ax, r, y.data + b, y.stride, p.scale, true);
+      });
+      return;
+    }
+    pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
+      for (int64_t k = b; k < e; ++k) {
+        const float* a = p.a.data() + k * in;
+        for (int64_t t = 0; t < T; ++t) ax[t * r + k] = k_.dot_f32(a, x.row(t), in);
+      }
+    });
+    pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
+      for (int64_t o = b; o < e; ++o) {
+        const float* bo = p.b.data() + o * r;
+        for (int64_t t = 0; t < T; ++t) y.row(t)[o] += p.scale * k_.dot_f32(bo, ax + t * r, r);
+      }
+    });
+  }
+
+  void rms_norm(const Tensor& x, int64_t group, const float* w, float eps, const Tensor& y) override {
+    const int64_t groups = x.cols / group;
+    pool_.parallel_for(x.rows * groups, 8, [&](int64_t b, int64_t e, int) {
+      for (int64_t gi = b; gi < e; ++gi) {
+        const float* xs = x.row(gi / groups) + (gi % groups) * group;
+        float* ys = y.row(gi / groups) + (gi % groups) * group;
+        double sum = 0;
+        for (int64_t i = 0; i < group; ++i) sum += static_cast<double>(xs[i] * xs[i]);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(sum / group) + eps);
+        for (int64_t i = 0; i < group; ++i) ys[i] = w ? (xs[i] * scale) * w[i] : xs[i] * scale;
+      }
+    });
+  }
+
+  void rope(const Tensor& x, int64_t head_dim, int64_t n_rot, float base, const float* ff, const int32_t* pos) override {
+    const int64_t heads = x.cols / head_dim, half = n_rot / 2;
+    const float theta_scale = std::pow(base, -2.0f / static_cast<float>(n_rot));
+    pool_.parallel_for(x.rows, 1, [&](int64_t b, int64_t e, int) {
+      std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+      for (int64_t t = b; t < e; ++t) {
+        float theta = static_cast<float>(pos[t]);  // p · theta_scale^k by repeated products, as ggml does
+        for (int64_t k = 0; k < half; ++k) {
+          const float a = ff ? theta / ff[k] : theta;
+          cs[k] = std::cos(a);
+          sn[k] = std::sin(a);
+          theta *= theta_scale;
+        }
+        for (int64_t h = 0; h < heads; ++h) {
+          float* v = x.row(t) + h * head_dim;
+          for (int64_t k = 0; k < half; ++k) {
+            const float x0 = v[k], x1 = v[k + half];
+            v[k] = x0 * cs[k] - x1 * sn[k];
+            v[k + half] = x0 * sn[k] + x1 * cs[k];
+          }
+        }
+      }
+    });
+  }
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, int n_head, int n_head_kv, int head_dim, int window,
+                 const int32_t* pos, const Tensor& out) override {
+    const int64_t T = q.rows, Tk = k.rows;
+    const int64_t shift = Tk - T;  // query row i is the token at position pos[shift + i]
+    const int group = n_head / n_head_kv;
+    pool_.parallel_for(T * n_head, 1, [&](int64_t b, int64_t e, int) {
+      float* p = static_cast<float*>(cpu::thread_scratch(sizeof(float) * static_cast<size_t>(Tk)));
+      for (int64_t idx = b; idx < e; ++idx) {
+        const int64_t i = idx / n_head;
+        const int32_t pi = pos[shift + i];
+        const int h = static_cast<int>(idx % n_head), hk = h / group;
+        const float* qi = q.row(i) + static_cast<int64_t>(h) * head_dim;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < Tk; ++j) {
+          // keys outside the causal (and sliding) window are skipped, never computed
+          const bool visible = pos[j] <= pi && (window <= 0 || pi - pos[j] < window);
+          if (!visible) { p[j] = -INFINITY; continue; }
+          const float s = k_.dot_f32(qi, k.row(j) + static_cast<int64_t>(hk) * head_dim, head_dim);
+          p[j] = s;
+          mx = std::max(mx, s);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < Tk; ++j) {
+          const float ex = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
+          p[j] = ex;
+          sum += ex;
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        float* o = out.row(i) + static_cast<int64_t>(h) * head_dim;
+        for (int d = 0; d < head_dim; ++d) o[d] = 0;
+        for (int64_t j = 0; j < Tk; ++j) {
+          if (p[j] == 0.0f) continue;
+          k_.axpy_f32(p[j] * inv, v.row(j) + static_cast<int64_t>(hk) * head_dim, o, head_dim);
+        }
+      }
+    });
+  }
+
+  bool attention_suffix_queries() const override { return true; }
+
+  void gelu_mul(const Tensor& gate, const Tensor& up, GeluMode mode, const Tensor& out) override {
+    const uint16_t* table = mode == GeluMode::Fp16Table ? gelu_fp16_table().data() : nullptr;
+    pool_.parallel_for(gate.rows, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* g = gate.row(t);
+        const float* u = up.data ? up.row(t) : nullptr;
+        float* o = out.row(t);
+        if (table && k_.gelu_fp16) {
+          k_.gelu_fp16(g, u, o, gate.cols, table);
+        } else if (!table && k_.gelu_exact) {
+          k_.gelu_exact(g, u, o, gate.cols);
+        } else {
+          for (int64_t c = 0; c < gate.cols; ++c) o[c] = u ? gelu(g[c], mode) * u[c] : gelu(g[c], mode);
+        }
+      }
+    });
+  }
+
+  // Elementwise ops: rows split across the pool once the tensor is big enough to pay for the hand-off.
+  template <typename F>
+  void rows(const Tensor& x, F f) {
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, x.cols));
+    pool_.parallel_for(x.rows, grain, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) f(t);
+    });
+  }
+  void mul(const Tensor& x, const Tensor& y) override {
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      const float* c = y.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] *= c[i];
+    });
+  }
+  void add(const Tensor& x, const Tensor& y) override {
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      const float* c = y.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] += c[i];
+    });
+  }
+  void scale(const Tensor& x, float s) override {
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] *= s;
+    });
+  }
+  void copy(const Tensor& dst, const Tensor& src) override {
+    rows(src, [&](int64_t t) { std::memcpy(dst.row(t), src.row(t), sizeof(float) * src.cols); });
+  }
+
+ private:
+  ThreadPool pool_;
+  std::string kernels_;
+  const cpu::Kernels& k_;
+  std::vector<float> ax_;
+  std::deque<std::vector<float>> arena_;
+  std::vector<uint8_t> qbuf_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+}  // namespace nla
