@@ -23,7 +23,6 @@ double cpu_ms() {
 int main(int argc, char** argv) {
   const int64_t T = argc > 1 ? std::atol(argv[1]) : 64, rows = argc > 2 ? std::atol(argv[2]) : 2048,
                 n = argc > 3 ? std::atol(argv[3]) : 1536;
-  nla::select_cpu_kernels();
   const auto& k = nla::cpu::kernels();
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> byte(0, 255);

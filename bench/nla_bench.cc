@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine.h"
+#include "runtime/requests.h"
 
 namespace {
 
@@ -78,32 +78,37 @@ int main(int argc, char** argv) {
       std::string tok;
       while (std::getline(ss, tok, ',')) lengths.push_back(std::atoi(tok.c_str()));
     }
-    nla::EngineOptions eo;
-    eo.model_path = a["model"];
-    eo.threads = static_cast<int>(num("threads", 2));
-    // exact tanh GELU: the Reconstructor's default (--gelu fp16-table: llama.cpp's table, as the differential tests)
-    eo.gelu = a.count("gelu") && a["gelu"] == "fp16-table" ? nla::GeluMode::Fp16Table : nla::GeluMode::Exact;
+    nla::ModelOptions mo;
+    mo.path = a["model"];
+    mo.threads = static_cast<int>(num("threads", 2));
 
     const auto t0 = Clock::now();
-    std::unique_ptr<nla::Engine> engine = nla::Engine::open(eo);
-    std::shared_ptr<const nla::LoraAdapter> adapter;
-    if (a.count("adapter")) adapter = engine->load_adapter(a["adapter"]);
+    std::shared_ptr<nla::Model> model = nla::Model::load(mo);
+    const int adapter = a.count("adapter") ? model->load_adapter(a["adapter"]) : 0;
+    nla::Session session(model);
     const double load_ms = ms_since(t0);
     const long rss_after_load = peak_rss_kb();
-    const int vocab = engine->model().hparams().n_vocab;
+    const int vocab = model->hparams().n_vocab;
 
-    auto run = [&](const std::vector<int32_t>& toks) {
-      return engine->last_token_states({toks}, layer, adapter.get());
+    // blocks 0..layer with the LoRA, the last token's state read back; exact tanh GELU: the Reconstructor's
+    // default (--gelu fp16-table: llama.cpp's table, as the differential tests)
+    auto run = [&](const std::vector<std::vector<int32_t>>& toks) {
+      nla::PromptRequest r;
+      r.tokens = toks;
+      r.layer = layer;
+      r.adapter_id = adapter;
+      r.gelu = a.count("gelu") && a["gelu"] == "fp16-table" ? nla::GeluMode::Fp16Table : nla::GeluMode::Exact;
+      return nla::hidden_states(session, r);
     };
     std::printf("{\"load_ms\":%.1f,\"backend\":\"%s\",\"weights\":\"%s\",\"layer\":%d,\"threads\":%d,\"lengths\":{",
-                load_ms, engine->backend_description().c_str(), engine->model().weight_types_summary().c_str(), layer,
-                eo.threads);
+                load_ms, model->backend().description().c_str(), model->weights().weight_types_summary().c_str(), layer,
+                mo.threads);
     for (size_t li = 0; li < lengths.size(); ++li) {
       const std::vector<int32_t> toks = prompt(lengths[li], seed, vocab);
       std::vector<double> times;
       for (int r = 0; r < warmup + repeat; ++r) {
         const auto t = Clock::now();
-        run(toks);
+        run({toks});
         if (r >= warmup) times.push_back(ms_since(t));
       }
       std::printf("%s\"%d\":{\"median_ms\":%.2f,\"ms\":[%s]}", li ? "," : "", lengths[li], median(times),
@@ -114,14 +119,18 @@ int main(int argc, char** argv) {
     if (batch > 0) {
       std::vector<std::vector<int32_t>> prompts;
       for (int i = 0; i < batch; ++i) prompts.push_back(prompt(batch_len, seed + 1000 + i, vocab));
-      std::vector<double> times;
+      // the same prompts as one batched request (passes over several prompts at once) and one request each
+      std::vector<double> batched, looped;
       for (int r = 0; r < std::max(1, repeat / 2); ++r) {
-        const auto t = Clock::now();
-        engine->last_token_states(prompts, layer, adapter.get());
-        times.push_back(ms_since(t));
+        auto t = Clock::now();
+        run(prompts);
+        batched.push_back(ms_since(t));
+        t = Clock::now();
+        for (const auto& p : prompts) run({p});
+        looped.push_back(ms_since(t));
       }
-      std::printf(",\"batch\":{\"n\":%d,\"length\":%d,\"median_ms\":%.2f,\"ms\":[%s]}", batch, batch_len, median(times),
-                  join(times).c_str());
+      std::printf(",\"batch\":{\"n\":%d,\"length\":%d,\"median_ms\":%.2f,\"ms\":[%s],\"looped_median_ms\":%.2f,\"looped_ms\":[%s]}",
+                  batch, batch_len, median(batched), join(batched).c_str(), median(looped), join(looped).c_str());
     }
     std::printf(",\"rss_after_load_kb\":%ld,\"peak_rss_kb\":%ld}\n", rss_after_load, peak_rss_kb());
   } catch (const std::exception& e) {

@@ -12,6 +12,9 @@ export const NLA_ERROR_CODES = [
   'ERR_NLA_MODEL_INVALID', // a required tensor or hyperparameter is missing or has the wrong shape
   'ERR_NLA_ADAPTER_INVALID', // adapter_config.json / adapter_model.safetensors malformed or unsupported
   'ERR_NLA_ADAPTER_MISMATCH', // the adapter does not fit the model (shapes, layers, modules)
+  'ERR_NLA_ADAPTER_NOT_LOADED', // an adapter that is not (or no longer) loaded on the model
+  'ERR_NLA_ADAPTER_IN_USE', // unloading an adapter that a session's sequence is using
+  'ERR_NLA_SEQUENCE_FINISHED', // a step on a sequence that was finished (removed)
   'ERR_NLA_HEAD_INVALID', // linear head file malformed, wrong shape or dtype
   'ERR_NLA_UNSAFE_PICKLE', // a .pt pickle asked for something other than a tensor state_dict
   'ERR_NLA_CONTEXT_OVERFLOW', // the prompt is longer than the model's context

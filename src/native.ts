@@ -10,6 +10,8 @@ import { NlaError, isNlaErrorCode } from './errors';
 export type Device = 'auto' | 'cpu' | 'cuda';
 
 export interface NativeAdapterInfo {
+  /** The adapter's id on its model. */
+  id: number;
   dir: string;
   peftType: string;
   rank: number;
@@ -22,8 +24,16 @@ export interface NativeAdapterInfo {
   warnings: string[];
   modules: { layer: number; module: string; rank: number; scale: number }[];
 }
+/** A PEFT LoRA loaded on a model (referred to by id; unloading it is refused while a session uses it). */
 export interface NativeAdapter {
+  readonly id: number;
+  /** Throws ERR_NLA_ADAPTER_NOT_LOADED once unloaded. */
   info(): NativeAdapterInfo;
+}
+
+/** The AR's linear head in the engine (the arrays given to createHead are copied). */
+export interface NativeHead {
+  apply(h: Float32Array): Float32Array;
 }
 
 export interface NativeModelInfo {
@@ -51,13 +61,28 @@ export interface NativeModelInfo {
   threads: number;
   nVocabTokenizer: number;
   bos: number;
+  eos: number;
+  /** final_logit_softcapping (0: none). */
+  finalSoftcap: number;
 }
 
+export type GeluName = 'exact' | 'fp16-table';
+
+/** One captured block output (layer ≥ 0), a named intermediate (layer -1, `name`), or the logits (name 'logits'). */
 export interface NativeCapture {
   layer: number;
   rows: number;
   firstRow: number;
+  cols: number;
   data: Float32Array;
+  name?: string;
+}
+
+export interface EmbeddingOverride {
+  /** Index into the prompt's (or the step's) tokens. */
+  position: number;
+  /** n_embd values in the embedding's scaled units. */
+  values: Float32Array;
 }
 
 export interface NativeForwardOptions {
@@ -65,16 +90,83 @@ export interface NativeForwardOptions {
   captureLayers?: number[];
   allTokens?: boolean;
   adapter?: NativeAdapter;
-  overrides?: { position: number; values: Float32Array }[][];
-  gelu?: 'exact' | 'fp16-table';
+  overrides?: EmbeddingOverride[][];
+  gelu?: GeluName;
+  /** llama.cpp debug names to observe ('attn_norm-0', 'l_out-3', 'result_output', ...). */
+  observe?: string[];
+  /** Also the LM head's logits for the rows read. */
+  logits?: boolean;
+  /** Batching budget: prompts share passes up to this many tokens; a longer prompt is cut into chunks. */
+  maxPassTokens?: number;
 }
 
-export interface NativeModel {
+export interface NativeHiddenStatesOptions {
+  layer?: number;
+  adapter?: NativeAdapter;
+  allTokens?: boolean;
+  gelu?: GeluName;
+  maxPassTokens?: number;
+}
+
+export interface NativeReconstructOptions {
+  layer?: number;
+  adapter?: NativeAdapter;
+  head: NativeHead;
+  gelu?: GeluName;
+  maxPassTokens?: number;
+}
+
+export interface NativeHiddenState {
+  firstRow: number;
+  rows: number;
+  /** rows × n_embd */
+  data: Float32Array;
+}
+
+export interface NativeStepInput {
+  seq: number;
+  tokens: Int32Array;
+  overrides?: EmbeddingOverride[];
+  read?: 'none' | 'last' | 'all';
+  logits?: boolean;
+}
+
+export interface NativeStepOutput {
+  firstRow: number;
+  rows: number;
+  /** One per capture layer: rows × n_embd. */
+  hidden: Float32Array[];
+  /** rows × n_vocab when asked. */
+  logits?: Float32Array;
+}
+
+/** Requests shared by a model (on a fresh session each) and a session. Strings are tokenized in the job. */
+export interface NativeRequests {
+  hiddenStates(prompts: (string | Int32Array)[], options: NativeHiddenStatesOptions, abortFlag?: Int32Array): Promise<NativeHiddenState[]>;
+  reconstruct(prompts: (string | Int32Array)[], options: NativeReconstructOptions, abortFlag?: Int32Array): Promise<Float32Array[]>;
+}
+
+/** One caller's state on a model: sequences with KV caches, decoded step by step. */
+export interface NativeSession extends NativeRequests {
+  addSequence(adapter?: NativeAdapter | null): number;
+  /** Later steps on the sequence reject with ERR_NLA_SEQUENCE_FINISHED. */
+  removeSequence(seq: number): void;
+  nPast(seq: number): number;
+  sequences(): number[];
+  run(inputs: NativeStepInput[], options?: { lastLayer?: number; captureLayers?: number[]; gelu?: GeluName }, abortFlag?: Int32Array): Promise<NativeStepOutput[]>;
+  kvBytes(): number;
+  close(): void;
+}
+
+export interface NativeModel extends NativeRequests {
   info(): NativeModelInfo;
   tokenize(text: string, addBos: boolean, parseSpecial: boolean): Int32Array;
   decode(ids: Int32Array, renderSpecial: boolean): string;
   loadAdapter(dir: string): Promise<NativeAdapter>;
+  /** Throws ERR_NLA_ADAPTER_IN_USE while a session's sequence uses it. */
+  unloadAdapter(adapter: NativeAdapter): void;
   forward(prompts: Int32Array[], options: NativeForwardOptions, abortFlag?: Int32Array): Promise<NativeCapture[][]>;
+  createSession(options?: { maxTokens?: number }): NativeSession;
   close(): void;
 }
 
@@ -86,7 +178,8 @@ export interface NativeTokenizer {
 
 export interface NativeBinding {
   variant: 'cpu' | 'cuda';
-  openModel(path: string, options: { threads?: number; device?: 'cpu' | 'cuda'; gelu?: 'exact' | 'fp16-table' }): Promise<NativeModel>;
+  openModel(path: string, options: { threads?: number; device?: 'cpu' | 'cuda'; gelu?: GeluName }): Promise<NativeModel>;
+  createHead(weight: Float32Array, bias: Float32Array, inDim: number, outDim: number): NativeHead;
   openTokenizer(path: string): Promise<NativeTokenizer>;
   readSafetensors(
     path: string,
@@ -135,16 +228,47 @@ function patchMethods<T extends object>(obj: T, overrides: Partial<T>): T {
   return obj;
 }
 
+function realmSafeRequests<T extends NativeRequests>(o: T): Partial<NativeRequests> {
+  const hiddenStates = o.hiddenStates;
+  const reconstruct = o.reconstruct;
+  return {
+    hiddenStates: async (prompts, options, abortFlag) => {
+      const r = await hiddenStates.call(o, prompts, options, abortFlag);
+      for (const h of r) h.data = localF32(h.data);
+      return r;
+    },
+    reconstruct: async (prompts, options, abortFlag) => (await reconstruct.call(o, prompts, options, abortFlag)).map(localF32),
+  };
+}
+
+function realmSafeSession(sess: NativeSession): NativeSession {
+  const run = sess.run;
+  return patchMethods(sess, {
+    ...realmSafeRequests(sess),
+    run: async (inputs: NativeStepInput[], options?: { lastLayer?: number; captureLayers?: number[]; gelu?: GeluName }, abortFlag?: Int32Array) => {
+      const outs = await run.call(sess, inputs, options, abortFlag);
+      for (const o of outs) {
+        o.hidden = o.hidden.map(localF32);
+        if (o.logits) o.logits = localF32(o.logits);
+      }
+      return outs;
+    },
+  });
+}
+
 function realmSafeModel(m: NativeModel): NativeModel {
   const tokenize = m.tokenize;
   const forward = m.forward;
+  const createSession = m.createSession;
   return patchMethods(m, {
+    ...realmSafeRequests(m),
     tokenize: (text: string, addBos: boolean, parseSpecial: boolean) => localI32(tokenize.call(m, text, addBos, parseSpecial)),
     forward: async (prompts: Int32Array[], options: NativeForwardOptions, abortFlag?: Int32Array) => {
       const caps = await forward.call(m, prompts, options, abortFlag);
       for (const perPrompt of caps) for (const c of perPrompt) c.data = localF32(c.data);
       return caps;
     },
+    createSession: (options?: { maxTokens?: number }) => realmSafeSession(createSession.call(m, options)),
   });
 }
 
@@ -159,6 +283,11 @@ function realmSafe(raw: NativeBinding): NativeBinding {
   const b = Object.create(raw) as NativeBinding;
   b.openModel = async (p, o) => realmSafeModel(await raw.openModel(p, o));
   b.openTokenizer = async (p) => realmSafeTokenizer(await raw.openTokenizer(p));
+  b.createHead = (w, bias, inDim, outDim) => {
+    const h = raw.createHead(w, bias, inDim, outDim);
+    const apply = h.apply;
+    return patchMethods(h, { apply: (x: Float32Array) => localF32(apply.call(h, x)) });
+  };
   b.readSafetensors = async (p, kind) => {
     const r = await raw.readSafetensors(p, kind);
     for (const t of Object.values(r.tensors)) t.data = localF32(t.data);

@@ -10,7 +10,16 @@ import { LinearHead } from './head';
 import { loadLinearHead } from './head-file';
 import { cosine, directionMse, fve, baselineMse, type Vector } from './metrics';
 import { gibberishLike, summarizeControls, type ControlsSummary } from './controls';
-import { loadNative, toNlaError, type NativeAdapter, type NativeAdapterInfo, type NativeModel, type NativeModelInfo } from './native';
+import {
+  loadNative,
+  toNlaError,
+  type NativeAdapter,
+  type NativeAdapterInfo,
+  type NativeHead,
+  type NativeModel,
+  type NativeModelInfo,
+  type NativeSession,
+} from './native';
 import {
   ActivationOptionsSchema,
   CallOptionsSchema,
@@ -73,7 +82,11 @@ function checkSignal(signal: AbortSignal | undefined): void {
 
 export class Reconstructor implements AsyncDisposable {
   private readonly native: NativeModel;
+  /** This instance's state on the model (its scratch, its one-shot sequences). */
+  private readonly session: NativeSession;
   private readonly nativeAdapter: NativeAdapter | null;
+  /** The head in the engine, when it is a LinearHead (then the whole request is one native job). */
+  private readonly nativeHead: NativeHead | null;
   private readonly opts: ResolvedLoadOptions;
   private readonly _info: ReconstructorInfo;
   private readonly _head: LinearHead | null;
@@ -86,6 +99,7 @@ export class Reconstructor implements AsyncDisposable {
     native: NativeModel,
     adapter: NativeAdapter | null,
     head: LinearHead | null,
+    nativeHead: NativeHead | null,
     headPath: string | null,
     opts: ResolvedLoadOptions,
     backend: 'cpu' | 'cuda',
@@ -94,8 +108,10 @@ export class Reconstructor implements AsyncDisposable {
     this.native = native;
     this.nativeAdapter = adapter;
     this._head = head;
+    this.nativeHead = nativeHead;
     this.opts = opts;
     const model = native.info();
+    this.session = native.createSession({ maxTokens: Math.min(opts.maxTokens ?? model.nCtxTrain, model.nCtxTrain) });
     this._info = {
       backend,
       backendReasons: reasons,
@@ -156,7 +172,8 @@ export class Reconstructor implements AsyncDisposable {
       }
       if (head && (head.inDim !== info.nEmbd))
         throw new NlaError('ERR_NLA_HEAD_INVALID', `the head reads ${head.inDim} values but the model's d_model is ${info.nEmbd}`);
-      return new Reconstructor(native, adapter, head, headPath, opts, backend, reasons);
+      const nativeHead = head instanceof LinearHead ? binding.createHead(head.weight, head.bias, head.inDim, head.outDim) : null;
+      return new Reconstructor(native, adapter, head, nativeHead, headPath, opts, backend, reasons);
     } catch (e) {
       native.close();
       throw e;
@@ -209,37 +226,55 @@ export class Reconstructor implements AsyncDisposable {
   reconstruct(explanation: string, options?: CallOptions): Promise<Float32Array>;
   reconstruct(explanations: string[], options?: CallOptions): Promise<Float32Array[]>;
   async reconstruct(explanations: string | string[], options?: CallOptions): Promise<Float32Array | Float32Array[]> {
+    this.assertOpen();
     const o = parseOptions(CallOptionsSchema, options, 'reconstruct options');
     const single = !Array.isArray(explanations);
     const list = single ? [explanations as string] : (explanations as string[]);
     const head = this.head;
-    const prompts = list.map((e, i) => this.tokenizePrompt(this.prompt(checkText(e, single ? 'explanation' : `explanations[${i}]`))));
-    const states = await this.lastTokenStates(prompts, this.opts.layer, true, o.signal);
-    const out = states.map((h) => head.apply(h));
+    const prompts = list.map((e, i) => this.prompt(checkText(e, single ? 'explanation' : `explanations[${i}]`)));
+    const layer = this.opts.layer;
+    const adapter = this.nativeAdapter ?? undefined;
+    let out: Float32Array[];
+    if (this.nativeHead) {
+      const nativeHead = this.nativeHead;
+      out = await this.run((flag) => this.session.reconstruct(prompts, { layer, adapter, head: nativeHead }, flag), o.signal);
+    } else {
+      const states = await this.run((flag) => this.session.hiddenStates(prompts, { layer, adapter }, flag), o.signal);
+      out = states.map((h) => head.apply(h.data));
+    }
     return single ? out[0] : out;
   }
 
   /** Block output (before the head) for a text. Defaults: AR template, adapter on, AR layer, last token. */
   async hiddenState(text: string, options?: HiddenStateOptions): Promise<Float32Array> {
+    this.assertOpen();
     const o = parseOptions(HiddenStateOptionsSchema, options, 'hiddenState options');
     checkText(text, 'text');
-    const ids = this.tokenizePrompt(o.template ? this.prompt(text) : text);
+    const prompt = o.template ? this.prompt(text) : text;
     const layer = o.layer ?? this.opts.layer;
     this.checkLayer(layer);
-    const caps = await this.run([ids], { lastLayer: layer, captureLayers: [layer], allTokens: o.positions === 'all', adapter: o.adapter }, o.signal);
-    return caps[0][0].data;
+    const adapter = o.adapter && this.nativeAdapter ? this.nativeAdapter : undefined;
+    const [h] = await this.run((flag) => this.session.hiddenStates([prompt], { layer, adapter, allTokens: o.positions === 'all' }, flag), o.signal);
+    return h.data;
   }
 
   /**
    * The base model's residual-stream activation for raw text (no template, no adapter): the block-`layer`
    * output (default 23) at the last token. This is what the NLA's verbalizer explains.
    */
-  async activation(text: string, options?: ActivationOptions): Promise<Float32Array> {
+  activation(text: string, options?: ActivationOptions): Promise<Float32Array>;
+  activation(texts: string[], options?: ActivationOptions): Promise<Float32Array[]>;
+  async activation(texts: string | string[], options?: ActivationOptions): Promise<Float32Array | Float32Array[]> {
+    this.assertOpen();
     const o = parseOptions(ActivationOptionsSchema, options, 'activation options');
-    const ids = this.tokenizePrompt(checkText(text, 'text'));
+    const single = !Array.isArray(texts);
+    const list = single ? [texts as string] : (texts as string[]);
+    list.forEach((t, i) => checkText(t, single ? 'text' : `texts[${i}]`));
     this.checkLayer(o.layer);
-    const caps = await this.run([ids], { lastLayer: o.layer, captureLayers: [o.layer], allTokens: false, adapter: false }, o.signal);
-    return caps[0][0].data;
+    const layer = o.layer;
+    const states = await this.run((flag) => this.session.hiddenStates(list, { layer }, flag), o.signal);
+    const out = states.map((h) => h.data);
+    return single ? out[0] : out;
   }
 
   /** Reconstructs each explanation and compares it with its original activation. */
@@ -293,10 +328,11 @@ export class Reconstructor implements AsyncDisposable {
   close(): Promise<void> {
     if (!this.closing) {
       this.closed = true;
-      this.closing = this.queue.then(
-        () => this.native.close(),
-        () => this.native.close(),
-      );
+      const release = () => {
+        this.session.close();
+        this.native.close();
+      };
+      this.closing = this.queue.then(release, release);
     }
     return this.closing;
   }
@@ -316,50 +352,26 @@ export class Reconstructor implements AsyncDisposable {
       throw new NlaError('ERR_NLA_INVALID_ARG', `layer ${layer} does not exist: the model has ${this._info.model.nLayer} blocks`);
   }
 
-  private tokenizePrompt(text: string): Int32Array {
-    const ids = this.tokenize(text);
-    if (ids.length > this._info.maxTokens)
-      throw new NlaError(
-        'ERR_NLA_CONTEXT_OVERFLOW',
-        `the prompt is ${ids.length} tokens long but at most ${this._info.maxTokens} are supported (the model's context is ${this._info.model.nCtxTrain})`,
-      );
-    return ids;
-  }
-
-  private async lastTokenStates(prompts: Int32Array[], layer: number, adapter: boolean, signal?: AbortSignal): Promise<Float32Array[]> {
-    const caps = await this.run(prompts, { lastLayer: layer, captureLayers: [layer], allTokens: false, adapter }, signal);
-    return caps.map((c) => c[0].data);
-  }
-
-  /** Queues one native forward job; calls on one instance run one at a time, in order. */
-  private run(
-    prompts: Int32Array[],
-    o: { lastLayer: number; captureLayers: number[]; allTokens: boolean; adapter: boolean },
-    signal?: AbortSignal,
-  ): Promise<{ layer: number; rows: number; data: Float32Array }[][]> {
+  /** Queues one native job; calls on one instance run one at a time, in order. */
+  private run<T>(job: (abortFlag: Int32Array) => Promise<T>, signal?: AbortSignal): Promise<T> {
     this.assertOpen();
     checkSignal(signal);
     const flag = new Int32Array(new SharedArrayBuffer(4));
     const onAbort = () => Atomics.store(flag, 0, 1);
     signal?.addEventListener('abort', onAbort, { once: true });
     this.inFlight++;
-    const job = this.queue.then(async () => {
+    const p = this.queue.then(async () => {
       checkSignal(signal);
       try {
-        return await this.native.forward(prompts, {
-          lastLayer: o.lastLayer,
-          captureLayers: o.captureLayers,
-          allTokens: o.allTokens,
-          adapter: o.adapter && this.nativeAdapter ? this.nativeAdapter : undefined,
-        }, flag);
+        return await job(flag);
       } catch (e) {
         const err = toNlaError(e);
         if (err.code === 'ERR_NLA_ABORTED') throw new NlaError('ERR_NLA_ABORTED', 'the operation was aborted', { cause: signal?.reason });
         throw err;
       }
     });
-    this.queue = job.catch(() => undefined);
-    return job.finally(() => {
+    this.queue = p.catch(() => undefined);
+    return p.finally(() => {
       this.inFlight--;
       signal?.removeEventListener('abort', onAbort);
     });

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "runtime/engine.h"
+#include "runtime/requests.h"
 
 int main(int argc, char** argv) {
   if (argc < 4) {
@@ -15,17 +15,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    nla::EngineOptions options;
-    options.model_path = argv[1];
-    auto engine = nla::Engine::open(options);
-    std::shared_ptr<const nla::LoraAdapter> adapter;
-    if (argc > 4) adapter = engine->load_adapter(argv[4]);
-    const std::vector<int32_t> tokens = engine->tokenizer().encode(argv[3], /*add_bos=*/true);
-    const int layer = std::atoi(argv[2]);
-    const auto states = engine->last_token_states({tokens}, layer, adapter.get());
-    std::printf("%zu tokens, block %d output at the last token (%s):\n", tokens.size(), layer,
-                engine->backend_description().c_str());
-    for (size_t i = 0; i < states[0].size(); ++i) std::printf("%s%.6f", i ? " " : "", states[0][i]);
+    nla::ModelOptions options;
+    options.path = argv[1];
+    std::shared_ptr<nla::Model> model = nla::Model::load(options);  // shared, immutable; any number of sessions
+    nla::Session session(model);                                     // this caller's state
+    nla::PromptRequest request;
+    request.texts = {argv[3]};                                       // tokenized with BOS
+    request.layer = std::atoi(argv[2]);
+    if (argc > 4) request.adapter_id = model->load_adapter(argv[4]);
+    const std::vector<nla::Session::Output> states = nla::hidden_states(session, request);
+    const std::vector<float>& h = states[0].hidden[0];
+    std::printf("block %d output at the last token (%s):\n", request.layer, model->backend().description().c_str());
+    for (size_t i = 0; i < h.size(); ++i) std::printf("%s%.6f", i ? " " : "", h[i]);
     std::printf("\n");
     return 0;
   } catch (const nla::Error& e) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/backend.h"
 #include "common/error.h"
 
 namespace nla {
@@ -24,6 +25,8 @@ struct LoraMatrixPair {
   std::vector<float> a; // rank*in, converted to f32 at load
   std::vector<float> b; // out*rank
   float scale = 1.0f;   // alpha/r (or alpha/sqrt(r) for rsLoRA), with rank_pattern/alpha_pattern applied
+  // The update as a backend operation: y += scale · B(A x).
+  LowRank lowrank() const { return LowRank{a.data(), b.data(), rank, in, out, scale}; }
 };
 
 struct PeftConfig {

@@ -16,6 +16,8 @@ namespace {
 // Workers spin this long for the next job before sleeping on the condition variable: the forward pass
 // issues a few hundred short parallel loops per prompt, and a futex wake-up costs tens of microseconds.
 constexpr auto kSpin = std::chrono::microseconds(100);
+// The pool whose loop the current thread is running (nested calls run inline).
+thread_local const ThreadPool* t_inside = nullptr;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
@@ -62,7 +64,9 @@ void ThreadPool::worker(int index) {
       if (stop_) return;
     }
     seen = generation_.load(std::memory_order_acquire);
+    t_inside = this;
     run_chunks(index);
+    t_inside = nullptr;
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();
@@ -74,10 +78,14 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t max_chunks = (n + grain - 1) / grain;
-  if (n_threads_ == 1 || max_chunks == 1) {
+  if (n_threads_ == 1 || max_chunks == 1 || t_inside == this) {
     fn(0, n, 0);
     return;
   }
+  std::lock_guard<std::mutex> turn(call_mu_);
+  const ThreadPool* outer = t_inside;
+  t_inside = this;
+  struct Restore { const ThreadPool* o; ~Restore() { t_inside = o; } } restore{outer};
   // About four chunks per thread (never smaller than grain).
   const int64_t want = static_cast<int64_t>(n_threads_) * 4;
   const int64_t chunk = std::max(grain, (n + want - 1) / want);

@@ -21,6 +21,8 @@ class ThreadPool {
   // Splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end, thread_index)
   // on all threads (the caller takes part); chunks are handed out dynamically (a few per thread), so a
   // thread slowed by other load on the machine takes fewer. Returns when every chunk is done.
+  // Callers on several threads take turns (one loop at a time runs on the pool); a call from inside a loop
+  // of this pool runs inline on the calling thread.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
@@ -29,6 +31,7 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
+  std::mutex call_mu_;  // one parallel_for at a time
   std::condition_variable cv_start_, cv_done_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;

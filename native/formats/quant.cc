@@ -6,6 +6,7 @@
 // Products accumulate in double, so they agree with ggml's float SIMD sums to
 // within ggml's own accumulation error.
 #include "formats/quant.h"
+#include "formats/quant_blocks.h"
 
 #include <cmath>
 #include <cstring>
@@ -15,7 +16,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "backends/cpu/kernels.h"
 
 // Dequantization must round every multiply and add separately, as ggml's
 // (generically compiled) reference code does; a fused multiply-add would
@@ -30,32 +30,7 @@ namespace nla {
 
 namespace {
 
-constexpr int QK = 32;    // values per block of the legacy formats
-constexpr int QK_K = 256; // values per super-block of the k-quants
-
-// ---------------------------------------------------------------- block layouts
-
-struct BlockQ4_0 { uint16_t d; uint8_t qs[QK / 2]; };
-struct BlockQ4_1 { uint16_t d, m; uint8_t qs[QK / 2]; };
-struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[QK / 2]; };
-struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[QK / 2]; };
-struct BlockQ8_0 { uint16_t d; int8_t qs[QK]; };
-struct BlockQ8_1 { uint16_t d, s; int8_t qs[QK]; };  // s = d * sum(qs)
-struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; };
-struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; };
-struct BlockQ6_K { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; };
-struct BlockQ8_K { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; };
-
-static_assert(sizeof(BlockQ4_0) == 18, "q4_0 layout");
-static_assert(sizeof(BlockQ4_1) == 20, "q4_1 layout");
-static_assert(sizeof(BlockQ5_0) == 22, "q5_0 layout");
-static_assert(sizeof(BlockQ5_1) == 24, "q5_1 layout");
-static_assert(sizeof(BlockQ8_0) == 34, "q8_0 layout");
-static_assert(sizeof(BlockQ8_1) == 36, "q8_1 layout");
-static_assert(sizeof(BlockQ4_K) == 144, "q4_K layout");
-static_assert(sizeof(BlockQ5_K) == 176, "q5_K layout");
-static_assert(sizeof(BlockQ6_K) == 210, "q6_K layout");
-static_assert(sizeof(BlockQ8_K) == 292, "q8_K layout");
+using namespace blocks;  // the block layouts (formats/quant_blocks.h)
 
 // All 65536 half values as floats (256 KiB, built once on first use).
 float fp16_bits_to_fp32(uint16_t h);
@@ -670,22 +645,6 @@ uint16_t fp32_to_bf16(float f) {
   std::memcpy(&x, &f, 4);
   if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // NaN: keep it quiet
   return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1)) >> 16);
-}
-
-std::string select_cpu_kernels() {
-  // Products and activation quantizers for this CPU (kernels_cpu.h); the scalar functions above stay as the
-  // fallback (NLA_CPU_KERNELS=scalar selects them) and as the reference the SIMD kernels are checked against.
-  static std::once_flag once;
-  std::call_once(once, [] {
-    const cpu::Kernels& k = cpu::kernels();
-    Table& t = table();
-    for (uint32_t id = 0; id < kKnownIds; ++id) {
-      if (t.entry[id].name == nullptr) continue;
-      if (k.vec_dot[id] && t.entry[id].vec_dot) t.entry[id].vec_dot = k.vec_dot[id];
-      if (k.from_float[id] && t.entry[id].from_float) t.entry[id].from_float = k.from_float[id];
-    }
-  });
-  return cpu::kernels().name;
 }
 
 }  // namespace nla

@@ -1,8 +1,8 @@
 // The one table of tensor formats: block size, bytes per block, dequantize,
 // the activation ("dot") type its products use, and the dot product itself.
-// Scalar reference implementations live in quant.cc; SIMD kernels may replace
-// the function pointers at start-up (cpu feature detection) without changing
-// this interface.
+// The table is constant and holds the scalar reference implementations (quant.cc); the
+// CPU backend has its own constant table of SIMD kernels (backends/cpu/kernels.h) that
+// falls back to these. Block layouts: quant_blocks.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -51,10 +51,5 @@ float fp16_to_fp32(uint16_t h);
 uint16_t fp32_to_fp16(float f);
 float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);
-
-// Re-points to_float/vec_dot/from_float at the fastest kernels this CPU supports.
-// Called once by the engine; safe to call repeatedly. Returns a description,
-// e.g. "avx512vnni" / "avx2" / "scalar".
-std::string select_cpu_kernels();
 
 }  // namespace nla

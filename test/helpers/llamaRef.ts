@@ -140,6 +140,57 @@ export async function tokenizeRef(
   });
 }
 
+export interface DecodeOptions {
+  model: string;
+  /** The prompt (BOS first). */
+  tokens: ArrayLike<number>;
+  /** Tokens decoded after the prompt. */
+  steps: number;
+  /** Teacher forcing: feed these `steps` tokens instead of the argmax. */
+  force?: ArrayLike<number>;
+  lora?: string;
+  loraScale?: number;
+  threads?: number;
+  /** K copies of the prompt decoded together (timing). */
+  parallel?: number;
+  /** llama.cpp's default context (f16 KV, flash attention auto) instead of f32 KV / FA off (timing). */
+  defaultCtx?: boolean;
+  /** Return sequence 0's logits after the prefill and after every step. */
+  logits?: boolean;
+}
+
+export interface DecodeResult {
+  /** Sequence 0's decoded tokens (the argmax each step, or the forced ones). */
+  tokens: number[];
+  /** logits[0]: after the prefill (predicts token 0); logits[i]: after step i. Empty unless asked. */
+  logits: Float32Array[];
+  prefill_ms: number;
+  decode_ms: number;
+  n_vocab: number;
+}
+
+/** llama.cpp decoding through its KV cache: prefill, then one token per step (greedy or teacher-forced). */
+export async function decodeRef(opts: DecodeOptions): Promise<DecodeResult> {
+  return withTmp(async (dir) => {
+    const out = path.join(dir, 'logits.bin');
+    const args = ['decode', '--model', opts.model, '--tokens', Array.from(opts.tokens).join(','), '--steps', String(opts.steps)];
+    if (opts.force) args.push('--force', Array.from(opts.force).join(','));
+    if (opts.lora) args.push('--lora', opts.lora);
+    if (opts.loraScale !== undefined) args.push('--lora-scale', String(opts.loraScale));
+    if (opts.threads) args.push('--threads', String(opts.threads));
+    if (opts.parallel) args.push('--parallel', String(opts.parallel));
+    if (opts.defaultCtx) args.push('--default-ctx');
+    if (opts.logits) args.push('--out', out);
+    const r = JSON.parse(await run(args)) as Omit<DecodeResult, 'logits'>;
+    const logits: Float32Array[] = [];
+    if (opts.logits) {
+      const m = readDumpFile(out);
+      for (let i = 0; i <= opts.steps; i++) logits.push(m.get(`logits-${i}`)!.data);
+    }
+    return { ...r, logits };
+  });
+}
+
 export type RefQuantType =
   | 'q4_k_m' | 'q4_k_s' | 'q5_k_m' | 'q5_k_s' | 'q6_k' | 'q8_0'
   | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'f16' | 'bf16' | 'f32';

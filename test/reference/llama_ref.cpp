@@ -10,6 +10,14 @@
 //        once per occurrence: "norm-0", "norm-0#2", ... --list prints every node name seen as JSON to stdout.
 //        --all-outputs requests outputs for every token (otherwise only the last token, so the last block's
 //        tensors after llama.cpp's output-row selection may hold one token).
+//   llama_ref decode   --model M.gguf [--lora L.gguf [--lora-scale S]] --tokens PROMPT --steps N
+//                      [--force T1,T2,...] [--parallel K] [--default-ctx] [--threads N] [--out F]
+//        Prefills the prompt, then decodes N tokens one at a time through the KV cache: greedy (argmax) or,
+//        with --force, the given N tokens (teacher forcing). f32 KV cache and flash attention off unless
+//        --default-ctx (llama.cpp's defaults, for timing). --parallel K runs K copies of the prompt as K
+//        sequences decoded together (one batch of K tokens per step). --out writes sequence 0's logits in the
+//        dump format: "logits-0" after the prefill, "logits-i" after step i, each ne [n_vocab, 1, 1, 1].
+//        Prints {"tokens":[...seq 0's N tokens],"prefill_ms":..,"decode_ms":..,"steps":N,"parallel":K}.
 //   llama_ref tokenize --model V.gguf [--no-bos] [--no-special] --in strings.jsonl --out ids.jsonl
 //        one JSON string per input line -> one JSON array of ids per output line (vocab-only load).
 //   llama_ref quantize --in F.gguf --out Q.gguf --type q4_k_m|q4_k_s|q5_k_m|q5_k_s|q6_k|q8_0|q4_0|q4_1|
@@ -75,7 +83,7 @@ struct Args {
 
 // Options that take no value.
 const std::set<std::string> kFlags = {"no-bos", "no-special", "f32-kv", "verbose", "mmap", "no-mmap",
-                                      "no-repack", "all-outputs", "list"};
+                                      "no-repack", "all-outputs", "list", "default-ctx"};
 
 Args parse_args(int argc, char ** argv) {
     Args a;
@@ -350,6 +358,125 @@ int cmd_dump(const Args & a) {
     return 0;
 }
 
+// ------------------------------------------------------------------------------------------- decode
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void write_dump(const std::string & out_path, const std::vector<std::pair<std::string, std::vector<float>>> & tensors) {
+    std::string hdr = "{\"tensors\":{";
+    size_t off = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "\":{\"ne\":[%zu,1,1,1],\"offset\":%zu,\"type\":\"f32\"}", tensors[i].second.size(), off);
+        hdr += (i ? ",\"" : "\"") + json_escape(tensors[i].first) + buf;
+        off += tensors[i].second.size() * sizeof(float);
+    }
+    hdr += "}}";
+    std::ofstream f(out_path, std::ios::binary);
+    if (!f) throw Err("cannot write " + out_path);
+    uint64_t n = hdr.size();
+    uint8_t le[8];
+    for (int i = 0; i < 8; ++i) le[i] = (uint8_t) (n >> (8 * i));
+    f.write((const char *) le, 8);
+    f.write(hdr.data(), (std::streamsize) hdr.size());
+    for (auto & t : tensors) f.write((const char *) t.second.data(), (std::streamsize) (t.second.size() * sizeof(float)));
+    if (!f) throw Err("write to " + out_path + " failed");
+}
+
+int cmd_decode(const Args & a) {
+    const auto prompt = parse_tokens(a.need("tokens"));
+    const long steps = a.num("steps", 0), K = a.num("parallel", 1);
+    if (steps < 0 || K < 1) throw Err("--steps must be >= 0 and --parallel >= 1");
+    std::vector<llama_token> forced;
+    if (a.has("force")) {
+        forced = parse_tokens(a.need("force"));
+        if ((long) forced.size() != steps) throw Err("--force needs exactly --steps tokens");
+    }
+    Session s;
+    load_model(s, a, /*mmap_default=*/true);
+    llama_context_params cp = llama_context_default_params();
+    if (!a.has("default-ctx")) {
+        cp.type_k = cp.type_v = GGML_TYPE_F32;
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
+    const uint32_t per_seq = (uint32_t) (prompt.size() + steps + 1);
+    cp.n_seq_max = (uint32_t) K;
+    cp.kv_unified = true;  // one cache for the K sequences (sized K × their length)
+    cp.n_ctx = std::max<uint32_t>((uint32_t) K * per_seq, 256);
+    cp.n_batch = cp.n_ubatch = std::max<uint32_t>((uint32_t) (K * prompt.size()), (uint32_t) K);
+    cp.n_threads = cp.n_threads_batch = (int32_t) a.num("threads", default_threads());
+    cp.embeddings = false;
+    cp.no_perf = true;
+    s.ctx = llama_init_from_model(s.model, cp);
+    if (!s.ctx) throw Err("failed to create llama context (rerun with --verbose)");
+    if (s.lora) {
+        float scale = std::stof(a.get("lora-scale", "1"));
+        if (llama_set_adapters_lora(s.ctx, &s.lora, 1, &scale) != 0) throw Err("llama_set_adapters_lora failed");
+    }
+    const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(s.model));
+    std::vector<std::pair<std::string, std::vector<float>>> dumped;
+    auto keep_logits = [&](int idx, int step) {
+        if (!a.has("out")) return;
+        const float * l = llama_get_logits_ith(s.ctx, idx);
+        if (!l) throw Err("no logits for output " + std::to_string(idx));
+        dumped.emplace_back("logits-" + std::to_string(step), std::vector<float>(l, l + n_vocab));
+    };
+    auto argmax = [&](int idx) {
+        const float * l = llama_get_logits_ith(s.ctx, idx);
+        if (!l) throw Err("no logits for output " + std::to_string(idx));
+        return (llama_token) (std::max_element(l, l + n_vocab) - l);
+    };
+
+    // Prefill: the K copies of the prompt in one batch, each as its own sequence; logits at each last token.
+    llama_batch b = llama_batch_init((int32_t) (K * prompt.size()), 0, 1);
+    b.n_tokens = 0;
+    for (long k = 0; k < K; ++k)
+        for (size_t i = 0; i < prompt.size(); ++i) {
+            const int j = b.n_tokens++;
+            b.token[j] = prompt[i];
+            b.pos[j] = (llama_pos) i;
+            b.n_seq_id[j] = 1;
+            b.seq_id[j][0] = (llama_seq_id) k;
+            b.logits[j] = i + 1 == prompt.size();
+        }
+    auto t0 = std::chrono::steady_clock::now();
+    if (llama_decode(s.ctx, b) != 0) { llama_batch_free(b); throw Err("llama_decode (prefill) failed"); }
+    const double prefill_ms = ms_since(t0);
+    llama_batch_free(b);
+    // llama_get_logits_ith takes the index of the token in the batch: sequence k's last is (k + 1)·P − 1
+    const int P = (int) prompt.size();
+    keep_logits(P - 1, 0);
+    std::vector<llama_token> next(K), gen;
+    for (long k = 0; k < K; ++k) next[k] = steps > 0 && !forced.empty() ? forced[0] : argmax((int) ((k + 1) * P - 1));
+
+    llama_batch d = llama_batch_init((int32_t) K, 0, 1);
+    t0 = std::chrono::steady_clock::now();
+    for (long st = 0; st < steps; ++st) {
+        gen.push_back(next[0]);
+        d.n_tokens = 0;
+        for (long k = 0; k < K; ++k) {
+            const int j = d.n_tokens++;
+            d.token[j] = next[k];
+            d.pos[j] = (llama_pos) (prompt.size() + st);
+            d.n_seq_id[j] = 1;
+            d.seq_id[j][0] = (llama_seq_id) k;
+            d.logits[j] = true;
+        }
+        if (llama_decode(s.ctx, d) != 0) { llama_batch_free(d); throw Err("llama_decode (step) failed"); }
+        keep_logits(0, (int) st + 1);
+        for (long k = 0; k < K; ++k) next[k] = !forced.empty() ? (st + 1 < steps ? forced[st + 1] : 0) : argmax((int) k);
+    }
+    const double decode_ms = ms_since(t0);
+    llama_batch_free(d);
+    if (a.has("out")) write_dump(a.need("out"), dumped);
+    printf("{\"tokens\":[");
+    for (size_t i = 0; i < gen.size(); ++i) printf("%s%d", i ? "," : "", gen[i]);
+    printf("],\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"steps\":%ld,\"parallel\":%ld,\"n_vocab\":%d}\n", prefill_ms, decode_ms,
+           steps, K, n_vocab);
+    return 0;
+}
+
 // ------------------------------------------------------------------------------------------- tokenize
 void put_utf8(std::string & o, uint32_t cp) {
     if (cp < 0x80) o += (char) cp;
@@ -469,9 +596,6 @@ int cmd_quantize(const Args & a) {
 }
 
 // ------------------------------------------------------------------------------------------- time
-double ms_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 int cmd_time(const Args & a) {
     const auto toks = parse_tokens(a.need("tokens"));
@@ -535,10 +659,11 @@ int main(int argc, char ** argv) {
         }
         load_backends();
         if (a.cmd == "dump") return cmd_dump(a);
+        if (a.cmd == "decode") return cmd_decode(a);
         if (a.cmd == "tokenize") return cmd_tokenize(a);
         if (a.cmd == "quantize") return cmd_quantize(a);
         if (a.cmd == "time") return cmd_time(a);
-        throw Err("unknown command '" + a.cmd + "' (dump|tokenize|quantize|time)");
+        throw Err("unknown command '" + a.cmd + "' (dump|decode|tokenize|quantize|time)");
     } catch (const std::exception & e) {
         fprintf(stderr, "llama_ref: error: %s\n", e.what());
         return 1;

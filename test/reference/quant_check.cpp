@@ -33,6 +33,7 @@
 
 #include "formats/gguf.h"
 #include "formats/quant.h"
+#include "backends/cpu/kernels.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
 
@@ -332,18 +333,20 @@ void check_dequant(ggml_type t, uint32_t seed, int64_t n_per_row) {
                        first >= 0 ? fmt(",\"ours\":%.9g,\"ggml\":%.9g", a[first], b[first]).c_str() : ""));
 }
 
-void check_act(ggml_type t, uint32_t seed, int64_t n) {
+// impl: "reference" (the format table's scalar code) or "kernels" (the CPU backend's table, SIMD on this CPU).
+void check_act(ggml_type t, uint32_t seed, int64_t n, bool kernels) {
   const std::vector<float> x = make_activations(seed, n);
   const size_t rs = ggml_row_size(t, n);
   std::vector<uint8_t> a(rs, 0xAA), b(rs, 0xAA);
   const nla::TypeTraits& tt = nla::type_traits(static_cast<uint32_t>(t));
+  const nla::FromFloatFn from_float = kernels ? nla::cpu::kernels().from_float[static_cast<uint32_t>(t)] : tt.from_float;
   // ggml's q8_K leaves bsums of all-zero blocks untouched; start both from zero
   // so that only bytes either side defines are compared.
   if (t == GGML_TYPE_Q8_K) {
     std::fill(a.begin(), a.end(), 0);
     std::fill(b.begin(), b.end(), 0);
   }
-  tt.from_float(x.data(), a.data(), n);
+  from_float(x.data(), a.data(), n);
   g_cpu_traits(t)->from_float(x.data(), b.data(), n);
   int64_t bad = 0, first = -1;
   for (size_t i = 0; i < rs; ++i) {
@@ -352,15 +355,16 @@ void check_act(ggml_type t, uint32_t seed, int64_t n) {
       ++bad;
     }
   }
-  report(bad == 0, fmt("\"check\":\"act\",\"type\":\"%s\",\"seed\":%u,\"n\":%lld,\"bytes\":%zu,\"mismatched_bytes\":%lld,"
+  report(bad == 0, fmt("\"check\":\"act\",\"impl\":\"%s\",\"type\":\"%s\",\"seed\":%u,\"n\":%lld,\"bytes\":%zu,\"mismatched_bytes\":%lld,"
                        "\"first\":%lld",
-                       tt.name, seed, (long long)n, rs, (long long)bad, (long long)first));
+                       kernels ? "kernels" : "reference", tt.name, seed, (long long)n, rs, (long long)bad, (long long)first));
 }
 
 double g_worst_vecdot = 0;
 
-void check_vec_dot(ggml_type t, uint32_t seed, int64_t n) {
+void check_vec_dot(ggml_type t, uint32_t seed, int64_t n, bool kernels) {
   const nla::TypeTraits& tt = nla::type_traits(static_cast<uint32_t>(t));
+  const nla::VecDotFn vec_dot = kernels ? nla::cpu::kernels().vec_dot[static_cast<uint32_t>(t)] : tt.vec_dot;
   const ggml_type vt = static_cast<ggml_type>(tt.vec_dot_type);
   const std::vector<float> w = make_weights(seed + 100, n);
   const std::vector<float> x = make_activations(seed + 200, n);
@@ -368,7 +372,7 @@ void check_vec_dot(ggml_type t, uint32_t seed, int64_t n) {
   ggml_quantize_chunk(t, w.data(), wq.data(), 0, 1, n, nullptr);
   g_cpu_traits(vt)->from_float(x.data(), xq.data(), n);
   float ours = 0, theirs = 0;
-  tt.vec_dot(n, &ours, wq.data(), xq.data());
+  vec_dot(n, &ours, wq.data(), xq.data());
   g_cpu_traits(t)->vec_dot(static_cast<int>(n), &theirs, 0, wq.data(), 0, xq.data(), 0, 1);
   // Exact value and magnitude from the dequantized operands.
   std::vector<float> wd(static_cast<size_t>(n)), xd(static_cast<size_t>(n));
@@ -407,9 +411,9 @@ void check_vec_dot(ggml_type t, uint32_t seed, int64_t n) {
   const double ggml_err = std::fabs(static_cast<double>(theirs - exact)) / denom;
   g_worst_vecdot = std::max(g_worst_vecdot, rel);
   report(rel <= 1e-6,
-         fmt("\"check\":\"vec_dot\",\"type\":\"%s\",\"dot_type\":\"%s\",\"seed\":%u,\"n\":%lld,\"ours\":%.9g,\"ggml\":%.9g,"
+         fmt("\"check\":\"vec_dot\",\"impl\":\"%s\",\"type\":\"%s\",\"dot_type\":\"%s\",\"seed\":%u,\"n\":%lld,\"ours\":%.9g,\"ggml\":%.9g,"
              "\"rel_to_sum_abs\":%.3g,\"rel_plain\":%.3g,\"ours_err_vs_exact\":%.3g,\"ggml_err_vs_exact\":%.3g",
-             tt.name, nla::type_traits(tt.vec_dot_type).name, seed, (long long)n, ours, theirs, rel, plain, ours_err,
+             kernels ? "kernels" : "reference", tt.name, nla::type_traits(tt.vec_dot_type).name, seed, (long long)n, ours, theirs, rel, plain, ours_err,
              ggml_err));
 }
 
@@ -543,18 +547,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("{\"info\":\"cpu_backend\",\"variant\":\"%s\",\"ours\":\"%s\"}\n", g_cpu_variant.c_str(),
-              nla::select_cpu_kernels().c_str());
+              nla::cpu::kernels().name);
   check_traits();
   check_fp_conversions();
   for (ggml_type t : kWeightTypes)
     for (uint32_t s : kSeeds)
       for (int64_t n : kLengths) check_dequant(t, s, n);
-  for (ggml_type t : kActTypes)
-    for (uint32_t s : kSeeds)
-      for (int64_t n : kLengths) check_act(t, s, n);
-  for (ggml_type t : kWeightTypes)
-    for (uint32_t s : kSeeds)
-      for (int64_t n : kLengths) check_vec_dot(t, s, n);
+  // the CPU backend's kernel table (what runs), then the format table's reference implementations
+  for (bool kernels : {true, false}) {
+    for (ggml_type t : kActTypes)
+      for (uint32_t s : kSeeds)
+        for (int64_t n : kLengths) check_act(t, s, n, kernels);
+    for (ggml_type t : kWeightTypes)
+      for (uint32_t s : kSeeds)
+        for (int64_t n : kLengths) check_vec_dot(t, s, n, kernels);
+  }
   check_gguf_roundtrip();
   check_vocab_files(vocabdir);
   std::printf("{\"info\":\"worst_vec_dot_rel_to_sum_abs\",\"value\":%.3g}\n", g_worst_vecdot);

@@ -63,7 +63,7 @@ std::string show(const std::string& s) {
 }
 
 struct Checker {
-  const nla::Tokenizer& tok;
+  const nla::gemma4::Tokenizer& tok;
   int passed = 0, failed = 0;
 
   void fail(const std::string& what) {
@@ -177,7 +177,7 @@ bool parse_json_string(const std::string& line, std::string& out) {
   return false;
 }
 
-int run_jsonl(const nla::Tokenizer& tok, const std::string& in_path, const std::string& out_path, bool add_bos,
+int run_jsonl(const nla::gemma4::Tokenizer& tok, const std::string& in_path, const std::string& out_path, bool add_bos,
               bool parse_special) {
   std::ifstream in(in_path, std::ios::binary);
   if (!in) {
@@ -210,7 +210,7 @@ int run_jsonl(const nla::Tokenizer& tok, const std::string& in_path, const std::
   return 0;
 }
 
-int run_bench(const nla::Tokenizer& tok, const std::string& path) {
+int run_bench(const nla::gemma4::Tokenizer& tok, const std::string& path) {
   const std::string text = read_all(path);
   size_t n_tokens = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     auto file = nla::GgufFile::open(argv[1]);
     const auto t1 = std::chrono::steady_clock::now();
-    auto tok = nla::Tokenizer::from_gguf(*file);
+    auto tok = nla::gemma4::Tokenizer::from_gguf(*file);
     const auto t2 = std::chrono::steady_clock::now();
     const double gguf_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     const double tok_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();

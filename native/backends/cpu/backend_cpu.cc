@@ -1,6 +1,8 @@
-// CPU backend. Matrix products go through the multi-token kernels of kernels_cpu.h (each weight row is
+// CPU backend. Matrix products go through the multi-token kernels of kernels.h (each weight row is
 // decoded once and multiplied with every token's quantized activations, rows split across a persistent
-// thread pool); the remaining ops are row-parallel loops over SIMD fp32 helpers.
+// thread pool); the remaining ops are row-parallel loops over SIMD fp32 helpers. Per-call temporaries
+// (quantized activations, the LoRA's inner product) are per calling thread, and the pool takes one loop at
+// a time, so sessions on different threads share the backend without a lock around a pass.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,6 +11,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/kernels.h"
+#include "common/error.h"
 #include "common/thread_pool.h"
 
 namespace nla {
@@ -38,28 +41,70 @@ inline float gelu(float x, GeluMode mode) {
   return fp16_to_fp32(gelu_fp16_table()[fp32_to_fp16(x)]);
 }
 
+float* alloc_floats(int64_t rows, int64_t cols, std::vector<float>& v) {
+  if (rows < 0 || cols < 0) throw Error(code::INTERNAL, "cpu backend: negative tensor size");
+  v.assign(static_cast<size_t>(rows * cols), 0.0f);
+  return v.data();
+}
+
+// Scratch for one pass: a list of host arrays, kept (not freed) across reset() so a session's next pass of
+// the same size allocates nothing.
+class CpuWorkspace final : public Workspace {
+ public:
+  Tensor alloc(int64_t rows, int64_t cols) override {
+    if (used_ == arrays_.size()) arrays_.emplace_back();
+    std::vector<float>& v = arrays_[used_++];
+    const size_t n = static_cast<size_t>(std::max<int64_t>(0, rows * cols));
+    if (v.size() < n) v.resize(n);
+    return Tensor{v.data(), rows, cols, cols};
+  }
+  void reset() override {
+    used_ = 0;
+    if (arrays_.size() > 64) arrays_.resize(64);
+  }
+
+ private:
+  std::deque<std::vector<float>> arrays_;
+  size_t used_ = 0;
+};
+
+class CpuBuffer final : public Buffer {
+ public:
+  CpuBuffer(int64_t rows, int64_t cols) { t_ = Tensor{alloc_floats(rows, cols, data_), rows, cols, cols}; }
+
+ private:
+  std::vector<float> data_;
+};
+
+// Per-thread temporaries of one call (quantized activations, the LoRA's x·Aᵀ).
+std::vector<uint8_t>& thread_qbuf() {
+  thread_local std::vector<uint8_t> b;
+  return b;
+}
+std::vector<float>& thread_lowrank() {
+  thread_local std::vector<float> b;
+  return b;
+}
+
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads), kernels_(select_cpu_kernels()), k_(cpu::kernels()) {}
+  explicit CpuBackend(int n_threads) : pool_(n_threads), k_(cpu::kernels()) {}
 
   std::string name() const override { return "cpu"; }
   std::string description() const override {
-    return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_ + " kernels)";
+    return "cpu (" + std::to_string(pool_.size()) + " threads, " + k_.name + " kernels)";
   }
 
-  Tensor alloc(int64_t rows, int64_t cols) override {
-    arena_.emplace_back(static_cast<size_t>(rows * cols));
-    return Tensor{arena_.back().data(), rows, cols, cols};
-  }
-  void reset() override { arena_.clear(); }
+  std::unique_ptr<Workspace> new_workspace() override { return std::make_unique<CpuWorkspace>(); }
+  std::unique_ptr<Buffer> new_buffer(int64_t rows, int64_t cols) override { return std::make_unique<CpuBuffer>(rows, cols); }
   void upload(const Tensor& dst, const float* src) override {
     for (int64_t r = 0; r < dst.rows; ++r) std::memcpy(dst.row(r), src + r * dst.cols, sizeof(float) * dst.cols);
   }
-  void download_row(const Tensor& src, int64_t r, float* dst) override {
-    std::memcpy(dst, src.row(r), sizeof(float) * src.cols);
+  void download(const Tensor& src, float* dst) override {
+    for (int64_t r = 0; r < src.rows; ++r) std::memcpy(dst + r * src.cols, src.row(r), sizeof(float) * src.cols);
   }
 
-  void get_rows(const Matrix& table, const int32_t* ids, int64_t c0, float scale, const Tensor& out) override {
+  void get_rows(const WeightMatrix& table, const int32_t* ids, int64_t c0, float scale, const Tensor& out) override {
     const auto& tr = type_traits(table.type);
     pool_.parallel_for(out.rows, 1, [&](int64_t b, int64_t e, int) {
       std::vector<float> row(static_cast<size_t>(table.in));
@@ -71,13 +116,19 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void matmul(const Matrix& w, const Tensor& x, const Tensor& y, int64_t r0) override {
+  void matmul(const WeightMatrix& w, const Tensor& x, const Tensor& y, int64_t r0) override {
     const auto& tr = type_traits(w.type);
-    const auto& dt = type_traits(tr.vec_dot_type);
+    const uint32_t id = static_cast<uint32_t>(w.type) & 63, dot_id = static_cast<uint32_t>(tr.vec_dot_type) & 63;
+    const FromFloatFn quantize = k_.from_float[dot_id];
+    const VecDotFn vec_dot = k_.vec_dot[id];
+    if (!vec_dot || (tr.vec_dot_type != GgmlType::F32 && !quantize))
+      throw Error(code::UNSUPPORTED_TYPE, std::string("cpu matmul: no product for tensor type ") + tr.name);
     const int64_t T = x.rows, n = w.in;
+    if (T == 0 || y.cols == 0) return;
+    std::vector<uint8_t>& qbuf = thread_qbuf();
     // Activations in the weight's dot type, once per row (as llama.cpp does).
     const int64_t n_out = y.cols;
-    const cpu::GemmFn g = k_.gemm[static_cast<uint32_t>(w.type) & 63];
+    const cpu::GemmFn g = k_.gemm[id];
     const uint8_t* xq;
     size_t xrow, xgroup = 0;
     if (tr.vec_dot_type == GgmlType::F32) {
@@ -88,21 +139,23 @@ class CpuBackend final : public Backend {
       xrow = row_size(tr.vec_dot_type, 256);
       xgroup = xrow * static_cast<size_t>(T);
       const int64_t groups = n / 256;
-      qbuf_.resize(xgroup * static_cast<size_t>(groups));
+      qbuf.resize(xgroup * static_cast<size_t>(groups));
+      uint8_t* q = qbuf.data();
       pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t)
-          for (int64_t gi = 0; gi < groups; ++gi)
-            dt.from_float(x.row(t) + 256 * gi, qbuf_.data() + xgroup * gi + xrow * t, 256);
+          for (int64_t gi = 0; gi < groups; ++gi) quantize(x.row(t) + 256 * gi, q + xgroup * gi + xrow * t, 256);
       });
-      xq = qbuf_.data();
+      xq = q;
     } else {
+      const auto& dt = type_traits(tr.vec_dot_type);
       xrow = row_size(tr.vec_dot_type, n);
       xgroup = row_size(tr.vec_dot_type, 256 % dt.block_size == 0 ? 256 : dt.block_size);
-      qbuf_.resize(xrow * T);
+      qbuf.resize(xrow * T);
+      uint8_t* q = qbuf.data();
       pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
-        for (int64_t t = b; t < e; ++t) dt.from_float(x.row(t), qbuf_.data() + xrow * t, n);
+        for (int64_t t = b; t < e; ++t) quantize(x.row(t), q + xrow * t, n);
       });
-      xq = qbuf_.data();
+      xq = q;
     }
     if (g) {
       // Chunks of whole 16-row groups (the AVX-512 k-quant kernels work on 16 rows at a time).
@@ -117,7 +170,7 @@ class CpuBackend final : public Backend {
         const uint8_t* wrow = w.row(r0 + o);
         for (int64_t t = 0; t < T; ++t) {
           float s;
-          tr.vec_dot(n, &s, wrow, xq + xrow * t);
+          vec_dot(n, &s, wrow, xq + xrow * t);
           y.row(t)[o] = s;
         }
       }
@@ -125,28 +178,30 @@ class CpuBackend final : public Backend {
   }
 
   // Two thin products, never merged into W: ax = x Aᵀ ([T, r]), then y += scale · ax Bᵀ.
-  void lora(const LoraMatrixPair& p, const Tensor& x, const Tensor& y) override {
+  void lowrank(const LowRank& p, const Tensor& x, const Tensor& y) override {
     const int64_t T = x.rows, r = p.rank, in = p.in;
-    ax_.resize(static_cast<size_t>(T * r));
-    float* ax = ax_.data();
+    if (T == 0 || r == 0) return;
+    std::vector<float>& axb = thread_lowrank();
+    axb.resize(static_cast<size_t>(T * r));
+    float* ax = axb.data();
     if (k_.sgemm_nt) {
       pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
-        k_.sgemm_nt(e - b, T, in, p.a.data() + b * in, in, x.data, x.stride, ax + b, r, 1.0f, false);
+        k_.sgemm_nt(e - b, T, in, p.a + b * in, in, x.data, x.stride, ax + b, r, 1.0f, false);
       });
       pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
-        k_.sgemm_nt(e - b, T, r, p.b.data() + b * r, r, ax, r, y.data + b, y.stride, p.scale, true);
+        k_.sgemm_nt(e - b, T, r, p.b + b * r, r, ax, r, y.data + b, y.stride, p.scale, true);
       });
       return;
     }
     pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
       for (int64_t k = b; k < e; ++k) {
-        const float* a = p.a.data() + k * in;
+        const float* a = p.a + k * in;
         for (int64_t t = 0; t < T; ++t) ax[t * r + k] = k_.dot_f32(a, x.row(t), in);
       }
     });
     pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
       for (int64_t o = b; o < e; ++o) {
-        const float* bo = p.b.data() + o * r;
+        const float* bo = p.b + o * r;
         for (int64_t t = 0; t < T; ++t) y.row(t)[o] += p.scale * k_.dot_f32(bo, ax + t * r, r);
       }
     });
@@ -191,26 +246,33 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, int n_head, int n_head_kv, int head_dim, int window,
-                 const int32_t* pos, const Tensor& out) override {
-    const int64_t T = q.rows, Tk = k.rows;
-    const int64_t shift = Tk - T;  // query row i is the token at position pos[shift + i]
+  void attention(const Tensor& q, const std::vector<AttentionSegment>& segments, int n_head, int n_head_kv, int head_dim,
+                 int window, const Tensor& out) override {
     const int group = n_head / n_head_kv;
-    pool_.parallel_for(T * n_head, 1, [&](int64_t b, int64_t e, int) {
-      float* p = static_cast<float*>(cpu::thread_scratch(sizeof(float) * static_cast<size_t>(Tk)));
+    // One work item per (query row, head) over all segments.
+    std::vector<int64_t> first(segments.size() + 1, 0);
+    for (size_t s = 0; s < segments.size(); ++s) first[s + 1] = first[s] + segments[s].q_rows * n_head;
+    pool_.parallel_for(first.back(), 1, [&](int64_t b, int64_t e, int) {
+      size_t s = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), b) - first.begin()) - 1;
       for (int64_t idx = b; idx < e; ++idx) {
-        const int64_t i = idx / n_head;
-        const int32_t pi = pos[shift + i];
-        const int h = static_cast<int>(idx % n_head), hk = h / group;
-        const float* qi = q.row(i) + static_cast<int64_t>(h) * head_dim;
+        while (idx >= first[s + 1]) ++s;
+        const AttentionSegment& sg = segments[s];
+        const int64_t local = idx - first[s];
+        const int64_t i = local / n_head;
+        const int h = static_cast<int>(local % n_head), hk = h / group;
+        const int32_t pi = sg.q_pos[i];
+        const int64_t Tk = sg.keys;
+        float* p = static_cast<float*>(cpu::thread_scratch(sizeof(float) * static_cast<size_t>(std::max<int64_t>(1, Tk))));
+        const float* qi = q.row(sg.q_row0 + i) + static_cast<int64_t>(h) * head_dim;
         float mx = -INFINITY;
         for (int64_t j = 0; j < Tk; ++j) {
           // keys outside the causal (and sliding) window are skipped, never computed
-          const bool visible = pos[j] <= pi && (window <= 0 || pi - pos[j] < window);
+          const int32_t pj = sg.k_pos[j];
+          const bool visible = pj <= pi && (window <= 0 || pi - pj < window);
           if (!visible) { p[j] = -INFINITY; continue; }
-          const float s = k_.dot_f32(qi, k.row(j) + static_cast<int64_t>(hk) * head_dim, head_dim);
-          p[j] = s;
-          mx = std::max(mx, s);
+          const float sc = k_.dot_f32(qi, sg.k.row(j) + static_cast<int64_t>(hk) * head_dim, head_dim);
+          p[j] = sc;
+          mx = std::max(mx, sc);
         }
         double sum = 0;
         for (int64_t j = 0; j < Tk; ++j) {
@@ -219,17 +281,15 @@ class CpuBackend final : public Backend {
           sum += ex;
         }
         const float inv = static_cast<float>(1.0 / sum);
-        float* o = out.row(i) + static_cast<int64_t>(h) * head_dim;
+        float* o = out.row(sg.q_row0 + i) + static_cast<int64_t>(h) * head_dim;
         for (int d = 0; d < head_dim; ++d) o[d] = 0;
         for (int64_t j = 0; j < Tk; ++j) {
           if (p[j] == 0.0f) continue;
-          k_.axpy_f32(p[j] * inv, v.row(j) + static_cast<int64_t>(hk) * head_dim, o, head_dim);
+          k_.axpy_f32(p[j] * inv, sg.v.row(j) + static_cast<int64_t>(hk) * head_dim, o, head_dim);
         }
       }
     });
   }
-
-  bool attention_suffix_queries() const override { return true; }
 
   void gelu_mul(const Tensor& gate, const Tensor& up, GeluMode mode, const Tensor& out) override {
     const uint16_t* table = mode == GeluMode::Fp16Table ? gelu_fp16_table().data() : nullptr;
@@ -277,21 +337,25 @@ class CpuBackend final : public Backend {
       for (int64_t i = 0; i < x.cols; ++i) a[i] *= s;
     });
   }
+  void softcap(const Tensor& x, float cap) override {
+    rows(x, [&](int64_t t) {
+      float* a = x.row(t);
+      for (int64_t i = 0; i < x.cols; ++i) a[i] = cap * std::tanh(a[i] / cap);
+    });
+  }
   void copy(const Tensor& dst, const Tensor& src) override {
     rows(src, [&](int64_t t) { std::memcpy(dst.row(t), src.row(t), sizeof(float) * src.cols); });
   }
 
  private:
   ThreadPool pool_;
-  std::string kernels_;
   const cpu::Kernels& k_;
-  std::vector<float> ax_;
-  std::deque<std::vector<float>> arena_;
-  std::vector<uint8_t> qbuf_;
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+
+const char* cpu_kernels_name() { return cpu::kernels().name; }
 
 }  // namespace nla

@@ -1,4 +1,4 @@
-// Run-time choice of the CPU kernels (kernels_cpu.h).
+// Run-time choice of the CPU kernels (kernels.h).
 #include "backends/cpu/kernels.h"
 
 #include <cstdlib>
@@ -39,7 +39,7 @@ bool cpu_has(const char* level) {
   return false;
 }
 
-Kernels detect() {
+Kernels best_level() {
   Kernels k;
   fill_scalar(k);
   const char* force = std::getenv("NLA_CPU_KERNELS");
@@ -52,6 +52,18 @@ Kernels detect() {
   if (cpu_has("avx2")) {
     Kernels v = k;
     if (fill_avx2(v)) return v;
+  }
+  return k;
+}
+
+// The chosen level, completed with the format table's reference products and quantizers.
+Kernels detect() {
+  Kernels k = best_level();
+  for (uint32_t id = 0; id < 64; ++id) {
+    const TypeTraits& t = type_traits(id);
+    if (!t.supported && !t.from_float) continue;
+    if (!k.vec_dot[id]) k.vec_dot[id] = t.vec_dot;
+    if (!k.from_float[id]) k.from_float[id] = t.from_float;
   }
   return k;
 }

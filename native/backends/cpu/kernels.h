@@ -1,10 +1,9 @@
-// CPU compute kernels beyond the per-type table of quant.h: multi-token matrix
-// products over quantized weights (weights decoded once per row block and
-// reused for every token), activation quantizers, and fp32 helpers. SIMD
-// variants are compiled in their own translation units with target pragmas
-// (kernels_cpu_avx2.cc, kernels_cpu_avx512.cc) and chosen at run time by CPU
-// feature detection; the scalar versions (kernels_cpu.cc, over quant.cc's
-// reference vec_dots) run anywhere.
+// The CPU backend's constant kernel table: multi-token matrix products over quantized
+// weights (weights decoded once per row block and reused for every token), activation
+// quantizers, and fp32 helpers. SIMD variants are compiled in their own translation units
+// with target pragmas (kernels_avx2.cc, kernels_avx512.cc) and chosen once at run time by
+// CPU feature detection; every entry the chosen level lacks falls back to the scalar
+// reference of the format table (formats/quant.h), so the table is complete.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -27,8 +26,8 @@ using GemmFn = void (*)(int64_t n, const uint8_t* w, size_t w_row_bytes, int64_t
 struct Kernels {
   const char* name = "scalar";
   GemmFn gemm[64] = {};              // by ggml type id; null: no fast kernel (use vec_dot per pair)
-  VecDotFn vec_dot[64] = {};         // replacements for quant.h's table (null: keep the reference)
-  FromFloatFn from_float[64] = {};   // activation quantizers, byte-identical to the reference
+  VecDotFn vec_dot[64] = {};         // by ggml type id: SIMD or quant.h's reference (null: unsupported type)
+  FromFloatFn from_float[64] = {};   // activation quantizers, byte-identical to quant.h's reference
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n) = nullptr;  // y += a x
   // Y[t·ldy + m] (=|+=) alpha · Σ_k A[m·lda + k] · X[t·ldx + k] for m < M, t < T (fp32, register-tiled).
@@ -44,7 +43,8 @@ struct Kernels {
 // Per-thread scratch of at least `bytes` bytes, 64-byte aligned (valid until the next call on the thread).
 void* thread_scratch(size_t bytes);
 
-// Kernels for this CPU (detected once). NLA_CPU_KERNELS=scalar|avx2|avx512vnni forces a lower level.
+// Kernels for this CPU (detected once; constant afterwards). NLA_CPU_KERNELS=scalar|avx2|avx512vnni forces a
+// lower level.
 const Kernels& kernels();
 
 // The individual levels (filled by their translation units; a level the compiler cannot build is absent).

@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C kernels (any x86-64 from Haswell / Zen 1 on). Only this translation unit is
 // compiled for that target; it runs only when the CPU reports the features (kernels_cpu.cc).
 #include "backends/cpu/kernels.h"
+#include "formats/quant_blocks.h"
 
 #include <immintrin.h>
 

@@ -1,6 +1,7 @@
 // AVX-512 VNNI kernels (Ice Lake, Zen 4 and later): the AVX2 code with vpdpwssd and 32 vector registers. Only this translation unit is
 // compiled for that target; it runs only when the CPU reports the features (kernels_cpu.cc).
 #include "backends/cpu/kernels.h"
+#include "formats/quant_blocks.h"
 
 #include <immintrin.h>
 

@@ -12,10 +12,15 @@
 //    product uses it.
 //  * matmul: activations quantized on the device to the weight's dot type with the CPU's
 //    rounding, then exact block products (matmul.cu).
-//  * scratch: a bump allocator over device chunks, rewound by reset() (memory kept).
+//  * scratch: a workspace per session, a bump allocator over device chunks rewound by reset() (memory
+//    kept); KV caches are buffers of their own (cudaMalloc / cudaFree).
+//  * threads: every operation takes the backend's lock and enqueues on one stream, so sessions on several
+//    threads share it; the temporaries an operation enqueues (quantized activations, positions) are reused by
+//    the next operation only after the stream has consumed them (stream order, or an explicit sync).
 // Every CUDA call is checked; an allocation failure is nla::Error(code::OOM).
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -57,7 +62,7 @@ __device__ __forceinline__ double warp_sum_d(double v) {
 }
 
 // Elementwise ops over [rows, cols] views with row strides.
-enum class Ew : int { Mul, Add, Scale, Copy };
+enum class Ew : int { Mul, Add, Scale, Copy, Softcap };
 __global__ void k_elementwise(Ew op, float* __restrict__ x, int64_t xs, const float* __restrict__ y, int64_t ys, int64_t rows,
                               int64_t cols, float s) {
   const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -69,6 +74,7 @@ __global__ void k_elementwise(Ew op, float* __restrict__ x, int64_t xs, const fl
       case Ew::Add: v = __fadd_rn(v, y[r * ys + c]); break;
       case Ew::Scale: v = __fmul_rn(v, s); break;
       case Ew::Copy: v = y[r * ys + c]; break;
+      case Ew::Softcap: v = __fmul_rn(s, tanhf(__fdiv_rn(v, s))); break;
     }
   }
 }
@@ -156,8 +162,8 @@ constexpr int kAttWarps = 4;
 constexpr int kMaxHeadDim = 512;
 __global__ void __launch_bounds__(kAttWarps * 32)
     k_attention(const float* __restrict__ q, int64_t qs, const float* __restrict__ k, int64_t ks, const float* __restrict__ v,
-                int64_t vs, int64_t Tk, int n_head, int group, int head_dim, int window, const int32_t* __restrict__ pos,
-                float* __restrict__ out, int64_t os) {
+                int64_t vs, int64_t Tk, int n_head, int group, int head_dim, int window, const int32_t* __restrict__ qpos,
+                const int32_t* __restrict__ kpos, float* __restrict__ out, int64_t os) {
   constexpr int kPer = kMaxHeadDim / 32;
   const int64_t i = blockIdx.x / n_head;
   const int h = static_cast<int>(blockIdx.x % n_head), hk = h / group;
@@ -167,8 +173,8 @@ __global__ void __launch_bounds__(kAttWarps * 32)
   float qv[kPer];
 #pragma unroll
   for (int e = 0; e < kPer; ++e) qv[e] = e < per ? qi[lane + 32 * e] : 0.0f;
-  const int32_t pi = pos[i];
-  auto visible = [&](int64_t j) { return pos[j] <= pi && (window <= 0 || pi - pos[j] < window); };
+  const int32_t pi = qpos[i];
+  auto visible = [&](int64_t j) { return kpos[j] <= pi && (window <= 0 || pi - kpos[j] < window); };
   auto score = [&](int64_t j) {
     const float* kj = k + j * ks + static_cast<int64_t>(hk) * head_dim;
     float s = 0;
@@ -255,6 +261,32 @@ float gelu_exact_host(float x) {
 
 unsigned grid_rows(int64_t rows) { return static_cast<unsigned>(rows < 65535 ? (rows > 0 ? rows : 1) : 65535); }
 
+class CudaBackend;
+
+// Scratch of one session: device chunks handed out in order, rewound by reset().
+class CudaWorkspace final : public Workspace {
+ public:
+  explicit CudaWorkspace(CudaBackend& be) : be_(be) {}
+  ~CudaWorkspace() override;
+  Tensor alloc(int64_t rows, int64_t cols) override;
+  void reset() override;
+
+ private:
+  struct Chunk { void* ptr = nullptr; size_t size = 0, used = 0; };
+  CudaBackend& be_;
+  std::vector<Chunk> chunks_;
+  size_t cur_ = 0;
+};
+
+class CudaBuffer final : public Buffer {
+ public:
+  CudaBuffer(CudaBackend& be, int64_t rows, int64_t cols);
+  ~CudaBuffer() override;
+
+ private:
+  CudaBackend& be_;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -279,11 +311,11 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     if (stream_) cudaStreamSynchronize(stream_);
-    for (auto& c : chunks_) cudaFree(c.ptr);
     for (auto& kv : weights_) cudaFree(kv.second.ptr);
     for (auto& kv : floats_) cudaFree(kv.second.ptr);
     if (qbuf_) cudaFree(qbuf_);
     if (aux_) cudaFree(aux_);
+    if (ints_) cudaFree(ints_);
     if (gelu_table_) cudaFree(gelu_table_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -291,68 +323,39 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   std::string description() const override { return desc_; }
 
-  Tensor alloc(int64_t rows, int64_t cols) override {
-    const size_t bytes = round_up(static_cast<size_t>(rows * cols) * sizeof(float));
-    for (; cur_ < chunks_.size(); ++cur_) {
-      Chunk& c = chunks_[cur_];
-      if (c.used + bytes <= c.size) {
-        float* p = reinterpret_cast<float*>(static_cast<char*>(c.ptr) + c.used);
-        c.used += bytes;
-        return Tensor{p, rows, cols, cols};
-      }
-    }
-    Chunk c;
-    c.size = std::max<size_t>(bytes, size_t(64) << 20);
-    c.ptr = device_alloc(c.size);
-    c.used = bytes;
-    chunks_.push_back(c);
-    cur_ = chunks_.size() - 1;
-    return Tensor{static_cast<float*>(c.ptr), rows, cols, cols};
-  }
-
-  void reset() override {
-    NLA_CUDA_CHECK(cudaSetDevice(device_));  // forward passes run on libuv worker threads
-    sync();
-    if (chunks_.size() > 1) {  // consolidate into one chunk big enough for the last pass
-      size_t total = 0;
-      for (auto& c : chunks_) total += c.size;
-      for (auto& c : chunks_) cudaFree(c.ptr);
-      chunks_.clear();
-      Chunk c;
-      c.size = total;
-      c.ptr = device_alloc(total);
-      chunks_.push_back(c);
-    }
-    for (auto& c : chunks_) c.used = 0;
-    cur_ = 0;
-  }
+  std::unique_ptr<Workspace> new_workspace() override { return std::make_unique<CudaWorkspace>(*this); }
+  std::unique_ptr<Buffer> new_buffer(int64_t rows, int64_t cols) override { return std::make_unique<CudaBuffer>(*this, rows, cols); }
 
   void upload(const Tensor& dst, const float* src) override {
+    Lock lock(*this);
     if (dst.rows == 0 || dst.cols == 0) return;
     NLA_CUDA_CHECK(cudaMemcpy2DAsync(dst.data, dst.stride * sizeof(float), src, dst.cols * sizeof(float),
                                      dst.cols * sizeof(float), dst.rows, cudaMemcpyHostToDevice, stream_));
     sync();  // src is pageable host memory the caller may free
   }
 
-  void download_row(const Tensor& src, int64_t r, float* dst) override {
-    NLA_CUDA_CHECK(cudaMemcpyAsync(dst, src.row(r), src.cols * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  void download(const Tensor& src, float* dst) override {
+    Lock lock(*this);
+    if (src.rows == 0 || src.cols == 0) return;
+    NLA_CUDA_CHECK(cudaMemcpy2DAsync(dst, src.cols * sizeof(float), src.data, src.stride * sizeof(float),
+                                     src.cols * sizeof(float), src.rows, cudaMemcpyDeviceToHost, stream_));
     sync();
   }
 
-  void get_rows(const Matrix& table, const int32_t* ids, int64_t c0, float scale, const Tensor& out) override {
+  void get_rows(const WeightMatrix& table, const int32_t* ids, int64_t c0, float scale, const Tensor& out) override {
     const auto& tr = type_traits(table.type);
     if (!tr.to_float) throw Error(code::UNSUPPORTED_TYPE, std::string("cuda get_rows: tensor type ") + tr.name);
-    std::vector<float> row(static_cast<size_t>(table.in));
-    host_rows_.resize(static_cast<size_t>(out.rows * out.cols));
+    std::vector<float> row(static_cast<size_t>(table.in)), host(static_cast<size_t>(out.rows * out.cols));
     for (int64_t i = 0; i < out.rows; ++i) {
       tr.to_float(table.row(ids[i]), row.data(), table.in);
-      float* y = host_rows_.data() + i * out.cols;
+      float* y = host.data() + i * out.cols;
       for (int64_t c = 0; c < out.cols; ++c) y[c] = row[c0 + c] * scale;
     }
-    upload(out, host_rows_.data());
+    upload(out, host.data());
   }
 
-  void matmul(const Matrix& w, const Tensor& x, const Tensor& y, int64_t r0) override {
+  void matmul(const WeightMatrix& w, const Tensor& x, const Tensor& y, int64_t r0) override {
+    Lock lock(*this);
     if (x.rows == 0 || y.cols == 0) return;
     const auto& tr = type_traits(w.type);
     const int64_t n = w.in, T = x.rows;
@@ -364,19 +367,20 @@ class CudaBackend final : public Backend {
       xrb = static_cast<size_t>(x.stride) * sizeof(float);
     } else {
       xrb = row_size(tr.vec_dot_type, n);
-      void* buf = scratch_q(xrb * T);
+      void* buf = grow(qbuf_, qcap_, xrb * T);
       cuda::launch_quantize(tr.vec_dot_type, x.data, x.stride, n, T, buf, xrb, stream_);
       xq = buf;
     }
     cuda::launch_matmul(w.type, dw, w.row_bytes, n, y.cols, r0, xq, xrb, T, y.data, y.stride, stream_);
   }
 
-  void lora(const LoraMatrixPair& p, const Tensor& x, const Tensor& y) override {
+  void lowrank(const LowRank& p, const Tensor& x, const Tensor& y) override {
+    Lock lock(*this);
     const int64_t T = x.rows;
     if (T == 0 || p.rank == 0) return;
-    const float* a = floats(p.a.data(), p.a.size());
-    const float* b = floats(p.b.data(), p.b.size());
-    float* ax = static_cast<float*>(scratch_aux(sizeof(float) * T * p.rank));
+    const float* a = floats(p.a, static_cast<size_t>(p.rank * p.in));
+    const float* b = floats(p.b, static_cast<size_t>(p.out * p.rank));
+    float* ax = static_cast<float*>(grow(aux_, aux_cap_, sizeof(float) * T * p.rank));
     const int64_t warps = T * p.rank;
     k_lora_a<<<static_cast<unsigned>((warps + 7) / 8), 256, 0, stream_>>>(a, x.data, x.stride, T, p.rank, p.in, ax);
     NLA_CUDA_LAUNCH_CHECK("lora_a");
@@ -387,6 +391,7 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm(const Tensor& x, int64_t group, const float* w, float eps, const Tensor& y) override {
+    Lock lock(*this);
     const int64_t groups = x.cols / group;
     if (x.rows * groups == 0) return;
     const float* dw = w ? floats(w, static_cast<size_t>(group)) : nullptr;
@@ -397,33 +402,43 @@ class CudaBackend final : public Backend {
   }
 
   void rope(const Tensor& x, int64_t head_dim, int64_t n_rot, float base, const float* ff, const int32_t* pos) override {
+    Lock lock(*this);
     if (x.rows == 0) return;
     const int64_t heads = x.cols / head_dim, half = n_rot / 2;
     const float theta_scale = std::pow(base, -2.0f / static_cast<float>(n_rot));  // host pow, as the CPU backend
     const float* dff = ff ? floats(ff, static_cast<size_t>(half)) : nullptr;
-    const int32_t* dpos = positions(pos, x.rows);
+    const int32_t* dpos = ints({{pos, x.rows}})[0];
     k_rope<<<static_cast<unsigned>(x.rows), 128, 0, stream_>>>(x.data, x.stride, static_cast<int>(heads),
                                                                static_cast<int>(head_dim), static_cast<int>(half),
                                                                theta_scale, dff, dpos);
     NLA_CUDA_LAUNCH_CHECK("rope");
   }
 
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, int n_head, int n_head_kv, int head_dim, int window,
-                 const int32_t* pos, const Tensor& out) override {
+  void attention(const Tensor& q, const std::vector<AttentionSegment>& segments, int n_head, int n_head_kv, int head_dim,
+                 int window, const Tensor& out) override {
+    Lock lock(*this);
     if (head_dim % 32 != 0 || head_dim > kMaxHeadDim)
       throw Error(code::UNSUPPORTED_ARCH, "cuda attention: head_dim " + std::to_string(head_dim) +
                                               " is not a multiple of 32 up to " + std::to_string(kMaxHeadDim));
-    const int64_t T = q.rows, Tk = k.rows;
-    if (T == 0) return;
-    const int32_t* dpos = positions(pos, std::max(T, Tk));
-    const int64_t blocks = T * n_head;
-    k_attention<<<static_cast<unsigned>(blocks), kAttWarps * 32, 0, stream_>>>(
-        q.data, q.stride, k.data, k.stride, v.data, v.stride, Tk, n_head, n_head / n_head_kv, head_dim, window, dpos,
-        out.data, out.stride);
-    NLA_CUDA_LAUNCH_CHECK("attention");
+    std::vector<std::pair<const int32_t*, int64_t>> arrays;
+    for (const AttentionSegment& sg : segments) {
+      arrays.emplace_back(sg.q_pos, sg.q_rows);
+      arrays.emplace_back(sg.k_pos, sg.keys);
+    }
+    const std::vector<const int32_t*> dev = ints(arrays);
+    for (size_t s = 0; s < segments.size(); ++s) {
+      const AttentionSegment& sg = segments[s];
+      if (sg.q_rows == 0) continue;
+      const int64_t blocks = sg.q_rows * n_head;
+      k_attention<<<static_cast<unsigned>(blocks), kAttWarps * 32, 0, stream_>>>(
+          q.row(sg.q_row0), q.stride, sg.k.data, sg.k.stride, sg.v.data, sg.v.stride, sg.keys, n_head, n_head / n_head_kv,
+          head_dim, window, dev[2 * s], dev[2 * s + 1], out.row(sg.q_row0), out.stride);
+      NLA_CUDA_LAUNCH_CHECK("attention");
+    }
   }
 
   void gelu_mul(const Tensor& gate, const Tensor& up, GeluMode mode, const Tensor& out) override {
+    Lock lock(*this);
     if (gate.rows == 0 || gate.cols == 0) return;
     const uint16_t* table = mode == GeluMode::Fp16Table ? gelu_table() : nullptr;
     const dim3 grid(static_cast<unsigned>((gate.cols + 255) / 256), grid_rows(gate.rows));
@@ -435,19 +450,15 @@ class CudaBackend final : public Backend {
   void mul(const Tensor& x, const Tensor& y) override { ew(Ew::Mul, x, y, 0); }
   void add(const Tensor& x, const Tensor& y) override { ew(Ew::Add, x, y, 0); }
   void scale(const Tensor& x, float s) override { ew(Ew::Scale, x, Tensor{}, s); }
+  void softcap(const Tensor& x, float cap) override { ew(Ew::Softcap, x, Tensor{}, cap); }
   void copy(const Tensor& dst, const Tensor& src) override {
+    Lock lock(*this);
     if (src.rows == 0 || src.cols == 0) return;
     NLA_CUDA_CHECK(cudaMemcpy2DAsync(dst.data, dst.stride * sizeof(float), src.data, src.stride * sizeof(float),
                                      src.cols * sizeof(float), src.rows, cudaMemcpyDeviceToDevice, stream_));
   }
 
- private:
-  struct Chunk { void* ptr = nullptr; size_t size = 0, used = 0; };
-  struct Buf { void* ptr = nullptr; size_t size = 0; };
-  struct FBuf { void* ptr = nullptr; size_t size = 0; std::vector<float> fp; };
-
-  static size_t round_up(size_t b) { return (b + 255) & ~size_t(255); }
-
+  // For the workspace and buffer classes.
   void* device_alloc(size_t bytes) {
     void* p = nullptr;
     const cudaError_t err = cudaMalloc(&p, bytes);
@@ -464,11 +475,27 @@ class CudaBackend final : public Backend {
     }
     return p;
   }
-
+  void device_free(void* p) {
+    if (!p) return;
+    Lock lock(*this);
+    sync();  // kernels enqueued before may still read it
+    cudaFree(p);
+  }
+  // Every CUDA call of an operation runs under the lock, with this backend's device current on the thread.
+  struct Lock {
+    explicit Lock(CudaBackend& b) : g(b.mu_) { NLA_CUDA_CHECK(cudaSetDevice(b.device_)); }
+    std::lock_guard<std::recursive_mutex> g;
+  };
   void sync() { NLA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+ private:
+  struct Buf { void* ptr = nullptr; size_t size = 0; };
+  struct FBuf { void* ptr = nullptr; size_t size = 0; std::vector<float> fp; };
+
+  static size_t round_up(size_t b) { return (b + 255) & ~size_t(255); }
+
   // Device copy of a weight matrix's rows (all `out` rows), uploaded on first use.
-  const uint8_t* weight(const Matrix& w) {
+  const uint8_t* weight(const WeightMatrix& w) {
     const size_t bytes = static_cast<size_t>(w.out) * w.row_bytes;
     auto it = weights_.find(w.data);
     if (it != weights_.end() && it->second.size >= bytes) return static_cast<const uint8_t*>(it->second.ptr);
@@ -510,23 +537,22 @@ class CudaBackend final : public Backend {
     return static_cast<const float*>(p);
   }
 
-  // Positions change per call: copied every time (a few KB), reusing the last copy when identical.
-  const int32_t* positions(const int32_t* pos, int64_t n) {
-    const size_t bytes = static_cast<size_t>(n) * sizeof(int32_t);
-    if (pos_host_.size() == static_cast<size_t>(n) && std::memcmp(pos_host_.data(), pos, bytes) == 0) return pos_dev_;
-    if (pos_cap_ < bytes) {
-      sync();
-      if (pos_dev_) cudaFree(pos_dev_);
-      pos_dev_ = nullptr;
-      pos_cap_ = 0;
-      pos_dev_ = static_cast<int32_t*>(device_alloc(round_up(bytes)));
-      pos_cap_ = round_up(bytes);
-    } else {
-      sync();  // kernels still reading the previous positions
+  // Integer arrays (positions) for the kernels of one operation: copied into one device buffer (after the
+  // kernels that read the previous ones are done) and returned in order.
+  std::vector<const int32_t*> ints(const std::vector<std::pair<const int32_t*, int64_t>>& arrays) {
+    size_t total = 0;
+    for (const auto& [p, n] : arrays) total += static_cast<size_t>(n);
+    sync();
+    int32_t* base = static_cast<int32_t*>(grow(ints_, ints_cap_, std::max<size_t>(1, total) * sizeof(int32_t)));
+    std::vector<int32_t> host;
+    host.reserve(total);
+    std::vector<const int32_t*> out;
+    for (const auto& [p, n] : arrays) {
+      out.push_back(base + host.size());
+      host.insert(host.end(), p, p + n);
     }
-    pos_host_.assign(pos, pos + n);
-    NLA_CUDA_CHECK(cudaMemcpy(pos_dev_, pos, bytes, cudaMemcpyHostToDevice));
-    return pos_dev_;
+    if (total) NLA_CUDA_CHECK(cudaMemcpy(base, host.data(), total * sizeof(int32_t), cudaMemcpyHostToDevice));
+    return out;
   }
 
   void* grow(void*& buf, size_t& cap, size_t bytes) {
@@ -540,8 +566,6 @@ class CudaBackend final : public Backend {
     }
     return buf;
   }
-  void* scratch_q(size_t bytes) { return grow(qbuf_, qcap_, bytes); }
-  void* scratch_aux(size_t bytes) { return grow(aux_, aux_cap_, bytes); }
 
   const uint16_t* gelu_table() {
     if (!gelu_table_) {
@@ -554,6 +578,7 @@ class CudaBackend final : public Backend {
   }
 
   void ew(Ew op, const Tensor& x, const Tensor& y, float s) {
+    Lock lock(*this);
     if (x.rows == 0 || x.cols == 0) return;
     const dim3 grid(static_cast<unsigned>((x.cols + 255) / 256), grid_rows(x.rows));
     k_elementwise<<<grid, 256, 0, stream_>>>(op, x.data, x.stride, y.data, y.stride, x.rows, x.cols, s);
@@ -563,20 +588,71 @@ class CudaBackend final : public Backend {
   int device_;
   std::string desc_;
   cudaStream_t stream_ = nullptr;
-  std::vector<Chunk> chunks_;
-  size_t cur_ = 0;
+  std::recursive_mutex mu_;
   std::unordered_map<const void*, Buf> weights_;
   std::unordered_map<const void*, FBuf> floats_;
   void* qbuf_ = nullptr;
   size_t qcap_ = 0;
   void* aux_ = nullptr;
   size_t aux_cap_ = 0;
-  int32_t* pos_dev_ = nullptr;
-  size_t pos_cap_ = 0;
-  std::vector<int32_t> pos_host_;
-  std::vector<float> host_rows_;
+  void* ints_ = nullptr;
+  size_t ints_cap_ = 0;
   uint16_t* gelu_table_ = nullptr;
 };
+
+CudaWorkspace::~CudaWorkspace() {
+  for (auto& c : chunks_) be_.device_free(c.ptr);
+}
+
+Tensor CudaWorkspace::alloc(int64_t rows, int64_t cols) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(0, rows * cols)) * sizeof(float) + 255) & ~size_t(255);
+  for (; cur_ < chunks_.size(); ++cur_) {
+    Chunk& c = chunks_[cur_];
+    if (c.used + bytes <= c.size) {
+      float* p = reinterpret_cast<float*>(static_cast<char*>(c.ptr) + c.used);
+      c.used += bytes;
+      return Tensor{p, rows, cols, cols};
+    }
+  }
+  CudaBackend::Lock lock(be_);
+  Chunk c;
+  c.size = std::max<size_t>(bytes, size_t(64) << 20);
+  c.ptr = be_.device_alloc(c.size);
+  c.used = bytes;
+  chunks_.push_back(c);
+  cur_ = chunks_.size() - 1;
+  return Tensor{static_cast<float*>(c.ptr), rows, cols, cols};
+}
+
+void CudaWorkspace::reset() {
+  CudaBackend::Lock lock(be_);
+  be_.sync();
+  if (chunks_.size() > 1) {  // consolidate into one chunk big enough for the last pass
+    size_t total = 0;
+    for (auto& c : chunks_) total += c.size;
+    for (auto& c : chunks_) cudaFree(c.ptr);
+    chunks_.clear();
+    Chunk c;
+    c.size = total;
+    c.ptr = be_.device_alloc(total);
+    chunks_.push_back(c);
+  }
+  for (auto& c : chunks_) c.used = 0;
+  cur_ = 0;
+}
+
+CudaBuffer::CudaBuffer(CudaBackend& be, int64_t rows, int64_t cols) : be_(be) {
+  CudaBackend::Lock lock(be_);
+  const size_t bytes = std::max<size_t>(1, static_cast<size_t>(rows * cols)) * sizeof(float);
+  t_ = Tensor{static_cast<float*>(be_.device_alloc(bytes)), rows, cols, cols};
+}
+
+CudaBuffer::~CudaBuffer() {
+  try {
+    be_.device_free(t_.data);
+  } catch (...) {
+  }
+}
 
 }  // namespace
 

@@ -12,12 +12,17 @@
 // 32-value block for the legacy formats, 64 values = one scale pair of a q4_K/q5_K
 // super-block, 32 values of a q6_K super-block), decode the weight unit once into
 // packed int8 words and dot it against TT activation rows (TT = 1 or 8).
+#include <type_traits>
+
 #include "backends/cuda/cuda_common.cuh"
+#include "formats/quant_blocks.h"
 
 namespace nla {
 namespace cuda {
 
 namespace {
+
+using namespace blocks;
 
 constexpr int kWarps = 4;  // warps (output rows) per thread block
 
@@ -38,24 +43,24 @@ __device__ __forceinline__ int ld32_a2(const uint8_t* p) {
 __device__ __forceinline__ int ld32_a4(const uint8_t* p) { return *reinterpret_cast<const int*>(p); }
 
 // ------------------------------------------------------------------ activation blocks
-// q8_0: {half d; int8 qs[32]} = 34 bytes. q8_1: {half d, s; int8 qs[32]} = 36. q8_K: {float d; int8 qs[256]; int16 bsums[16]} = 292.
+// Block layouts: formats/quant_blocks.h (shared with the CPU code); bytes are addressed through sizeof/offsetof.
 
 struct Q8_0Act {
   static __device__ __forceinline__ void load(const uint8_t* row, int b, int (&a)[8], float& d, float& s) {
-    const uint8_t* blk = row + 34 * b;
-    d = h2f(ld16(blk));
+    const uint8_t* blk = row + sizeof(BlockQ8_0) * b;
+    d = h2f(ld16(blk + offsetof(BlockQ8_0, d)));
     s = 0;
 #pragma unroll
-    for (int k = 0; k < 8; ++k) a[k] = ld32_a2(blk + 2 + 4 * k);
+    for (int k = 0; k < 8; ++k) a[k] = ld32_a2(blk + offsetof(BlockQ8_0, qs) + 4 * k);
   }
 };
 struct Q8_1Act {
   static __device__ __forceinline__ void load(const uint8_t* row, int b, int (&a)[8], float& d, float& s) {
-    const uint8_t* blk = row + 36 * b;
-    d = h2f(ld16(blk));
-    s = h2f(ld16(blk + 2));
+    const uint8_t* blk = row + sizeof(BlockQ8_1) * b;
+    d = h2f(ld16(blk + offsetof(BlockQ8_1, d)));
+    s = h2f(ld16(blk + offsetof(BlockQ8_1, s)));
 #pragma unroll
-    for (int k = 0; k < 8; ++k) a[k] = ld32_a4(blk + 4 + 4 * k);
+    for (int k = 0; k < 8; ++k) a[k] = ld32_a4(blk + offsetof(BlockQ8_1, qs) + 4 * k);
   }
 };
 
@@ -67,12 +72,12 @@ struct Q4_0 {
   static constexpr int kUnitValues = 32;
   struct Unit { int v[8]; float d, m; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
-    const uint8_t* blk = row + 18 * u;
-    w.d = h2f(ld16(blk));
+    const uint8_t* blk = row + sizeof(BlockQ4_0) * u;
+    w.d = h2f(ld16(blk + offsetof(BlockQ4_0, d)));
     w.m = 0;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const int q = ld32_a2(blk + 2 + 4 * k);
+      const int q = ld32_a2(blk + offsetof(BlockQ4_0, qs) + 4 * k);
       w.v[k] = __vsub4(q & 0x0F0F0F0F, 0x08080808);
       w.v[k + 4] = __vsub4((q >> 4) & 0x0F0F0F0F, 0x08080808);
     }
@@ -83,12 +88,12 @@ struct Q4_1 {
   static constexpr int kUnitValues = 32;
   struct Unit { int v[8]; float d, m; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
-    const uint8_t* blk = row + 20 * u;
-    w.d = h2f(ld16(blk));
-    w.m = h2f(ld16(blk + 2));
+    const uint8_t* blk = row + sizeof(BlockQ4_1) * u;
+    w.d = h2f(ld16(blk + offsetof(BlockQ4_1, d)));
+    w.m = h2f(ld16(blk + offsetof(BlockQ4_1, m)));
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const int q = ld32_a4(blk + 4 + 4 * k);
+      const int q = ld32_a4(blk + offsetof(BlockQ4_1, qs) + 4 * k);
       w.v[k] = q & 0x0F0F0F0F;
       w.v[k + 4] = (q >> 4) & 0x0F0F0F0F;
     }
@@ -103,13 +108,13 @@ struct Q5_0 {
   static constexpr int kUnitValues = 32;
   struct Unit { int v[8]; float d, m; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
-    const uint8_t* blk = row + 22 * u;
-    w.d = h2f(ld16(blk));
+    const uint8_t* blk = row + sizeof(BlockQ5_0) * u;
+    w.d = h2f(ld16(blk + offsetof(BlockQ5_0, d)));
     w.m = 0;
-    const uint32_t qh = static_cast<uint32_t>(ld32_a2(blk + 2));
+    const uint32_t qh = static_cast<uint32_t>(ld32_a2(blk + offsetof(BlockQ5_0, qh)));
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const int q = ld32_a2(blk + 6 + 4 * k);
+      const int q = ld32_a2(blk + offsetof(BlockQ5_0, qs) + 4 * k);
       w.v[k] = __vsub4((q & 0x0F0F0F0F) | spread4((qh >> (4 * k)) & 0xF), 0x10101010);
       w.v[k + 4] = __vsub4(((q >> 4) & 0x0F0F0F0F) | spread4((qh >> (16 + 4 * k)) & 0xF), 0x10101010);
     }
@@ -120,13 +125,13 @@ struct Q5_1 {
   static constexpr int kUnitValues = 32;
   struct Unit { int v[8]; float d, m; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
-    const uint8_t* blk = row + 24 * u;
-    w.d = h2f(ld16(blk));
-    w.m = h2f(ld16(blk + 2));
-    const uint32_t qh = static_cast<uint32_t>(ld32_a4(blk + 4));
+    const uint8_t* blk = row + sizeof(BlockQ5_1) * u;
+    w.d = h2f(ld16(blk + offsetof(BlockQ5_1, d)));
+    w.m = h2f(ld16(blk + offsetof(BlockQ5_1, m)));
+    const uint32_t qh = static_cast<uint32_t>(ld32_a4(blk + offsetof(BlockQ5_1, qh)));
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const int q = ld32_a4(blk + 8 + 4 * k);
+      const int q = ld32_a4(blk + offsetof(BlockQ5_1, qs) + 4 * k);
       w.v[k] = (q & 0x0F0F0F0F) | spread4((qh >> (4 * k)) & 0xF);
       w.v[k + 4] = ((q >> 4) & 0x0F0F0F0F) | spread4((qh >> (16 + 4 * k)) & 0xF);
     }
@@ -137,11 +142,11 @@ struct Q8_0 {
   static constexpr int kUnitValues = 32;
   struct Unit { int v[8]; float d, m; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
-    const uint8_t* blk = row + 34 * u;
-    w.d = h2f(ld16(blk));
+    const uint8_t* blk = row + sizeof(BlockQ8_0) * u;
+    w.d = h2f(ld16(blk + offsetof(BlockQ8_0, d)));
     w.m = 0;
 #pragma unroll
-    for (int k = 0; k < 8; ++k) w.v[k] = ld32_a2(blk + 2 + 4 * k);
+    for (int k = 0; k < 8; ++k) w.v[k] = ld32_a2(blk + offsetof(BlockQ8_0, qs) + 4 * k);
   }
 };
 
@@ -163,19 +168,21 @@ struct QK45 {
   struct Unit { int lo[8], hi[8]; int sc1, m1, sc2, m2; float d, dmin; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
     const int b = u >> 2, p = u & 3, j = 2 * p;
-    const uint8_t* blk = row + (kFive ? 176 : 144) * b;
-    w.d = h2f(ld16(blk));
-    w.dmin = h2f(ld16(blk + 2));
-    k4_scale_min(j, blk + 4, w.sc1, w.m1);
-    k4_scale_min(j + 1, blk + 4, w.sc2, w.m2);
-    const uint8_t* ql = blk + (kFive ? 48 : 16) + 32 * p;
+    using B = typename std::conditional<kFive, BlockQ5_K, BlockQ4_K>::type;
+    static_assert(offsetof(BlockQ5_K, scales) == offsetof(BlockQ4_K, scales), "k-quant scales");
+    const uint8_t* blk = row + sizeof(B) * b;
+    w.d = h2f(ld16(blk + offsetof(B, d)));
+    w.dmin = h2f(ld16(blk + offsetof(B, dmin)));
+    k4_scale_min(j, blk + offsetof(B, scales), w.sc1, w.m1);
+    k4_scale_min(j + 1, blk + offsetof(B, scales), w.sc2, w.m2);
+    const uint8_t* ql = blk + offsetof(B, qs) + 32 * p;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       const int q = ld32_a4(ql + 4 * k);
       w.lo[k] = q & 0x0F0F0F0F;
       w.hi[k] = (q >> 4) & 0x0F0F0F0F;
       if (kFive) {
-        const int qh = ld32_a4(blk + 16 + 4 * k);
+        const int qh = ld32_a4(blk + offsetof(BlockQ5_K, qh) + 4 * k);
         w.lo[k] |= ((qh >> j) & 0x01010101) << 4;
         w.hi[k] |= ((qh >> (j + 1)) & 0x01010101) << 4;
       }
@@ -183,16 +190,16 @@ struct QK45 {
   }
   static __device__ __forceinline__ double dot(const Unit& w, const uint8_t* xrow, int u) {
     const int b = u >> 2, p = u & 3, j = 2 * p;
-    const uint8_t* blk = xrow + 292 * b;
-    const float dy = *reinterpret_cast<const float*>(blk);
-    const uint8_t* a = blk + 4 + 64 * p;
+    const uint8_t* blk = xrow + sizeof(BlockQ8_K) * b;
+    const float dy = *reinterpret_cast<const float*>(blk + offsetof(BlockQ8_K, d));
+    const uint8_t* a = blk + offsetof(BlockQ8_K, qs) + 64 * p;
     int d1 = 0, d2 = 0;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       d1 = __dp4a(w.lo[k], ld32_a4(a + 4 * k), d1);
       d2 = __dp4a(w.hi[k], ld32_a4(a + 32 + 4 * k), d2);
     }
-    const int16_t* bs = reinterpret_cast<const int16_t*>(blk + 260);
+    const int16_t* bs = reinterpret_cast<const int16_t*>(blk + offsetof(BlockQ8_K, bsums));
     const int sumi = w.sc1 * d1 + w.sc2 * d2;
     const int summ = w.m1 * (bs[2 * j] + bs[2 * j + 1]) + w.m2 * (bs[2 * j + 2] + bs[2 * j + 3]);
     return static_cast<double>(__fmul_rn(w.d, dy)) * sumi - static_cast<double>(__fmul_rn(w.dmin, dy)) * summ;
@@ -205,9 +212,9 @@ struct Q6K {
   struct Unit { int v[8]; int sc0, sc1; float d; };
   static __device__ __forceinline__ void load(const uint8_t* row, int u, Unit& w) {
     const int b = u >> 3, c = u & 7, half = c >> 2, k = c & 3;
-    const uint8_t* blk = row + 210 * b;
-    const uint8_t* ql = blk + 64 * half + 32 * (k & 1);
-    const uint8_t* qh = blk + 128 + 32 * half;
+    const uint8_t* blk = row + sizeof(BlockQ6_K) * b;
+    const uint8_t* ql = blk + offsetof(BlockQ6_K, ql) + 64 * half + 32 * (k & 1);
+    const uint8_t* qh = blk + offsetof(BlockQ6_K, qh) + 32 * half;
     const int ns = (k & 2) ? 4 : 0;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
@@ -215,16 +222,16 @@ struct Q6K {
       const int hi = ((ld32_a2(qh + 4 * i) >> (2 * k)) & 0x03030303) << 4;
       w.v[i] = __vsub4(lo | hi, 0x20202020);
     }
-    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + offsetof(BlockQ6_K, scales));
     w.sc0 = sc[2 * c];
     w.sc1 = sc[2 * c + 1];
-    w.d = h2f(ld16(blk + 208));
+    w.d = h2f(ld16(blk + offsetof(BlockQ6_K, d)));
   }
   static __device__ __forceinline__ double dot(const Unit& w, const uint8_t* xrow, int u) {
     const int b = u >> 3, c = u & 7;
-    const uint8_t* blk = xrow + 292 * b;
-    const float dy = *reinterpret_cast<const float*>(blk);
-    const uint8_t* a = blk + 4 + 32 * c;
+    const uint8_t* blk = xrow + sizeof(BlockQ8_K) * b;
+    const float dy = *reinterpret_cast<const float*>(blk + offsetof(BlockQ8_K, d));
+    const uint8_t* a = blk + offsetof(BlockQ8_K, qs) + 32 * c;
     int d0 = 0, d1 = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -404,12 +411,13 @@ __global__ void quant_q8_32(const float* __restrict__ x, int64_t xs, int n, int 
   int sum = q;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  uint8_t* blk = out + static_cast<size_t>(t) * orb + static_cast<size_t>(b) * (q8_1 ? 36 : 34);
-  const int qoff = q8_1 ? 4 : 2;
+  uint8_t* blk = out + static_cast<size_t>(t) * orb + static_cast<size_t>(b) * (q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0));
+  const size_t qoff = q8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_0, qs);
+  static_assert(offsetof(BlockQ8_1, d) == offsetof(BlockQ8_0, d), "q8 scales");
   blk[qoff + lane] = static_cast<uint8_t>(static_cast<int8_t>(q));
   if (lane == 0) {
-    *reinterpret_cast<uint16_t*>(blk) = f2h(d);
-    if (q8_1) *reinterpret_cast<uint16_t*>(blk + 2) = f2h(__fmul_rn(d, static_cast<float>(sum)));
+    *reinterpret_cast<uint16_t*>(blk + offsetof(BlockQ8_0, d)) = f2h(d);
+    if (q8_1) *reinterpret_cast<uint16_t*>(blk + offsetof(BlockQ8_1, s)) = f2h(__fmul_rn(d, static_cast<float>(sum)));
   }
 }
 
@@ -446,7 +454,7 @@ __global__ void quant_q8_K(const float* __restrict__ x, int64_t xs, int n, int T
       idx = i2;
     }
   }
-  uint8_t* blk = out + static_cast<size_t>(t) * orb + static_cast<size_t>(b) * 292;
+  uint8_t* blk = out + static_cast<size_t>(t) * orb + static_cast<size_t>(b) * sizeof(BlockQ8_K);
   int q[8];
   if (amax == 0.0f) {
 #pragma unroll
@@ -458,9 +466,9 @@ __global__ void quant_q8_K(const float* __restrict__ x, int64_t xs, int n, int T
       const int r = __float2int_rn(__fmul_rn(iscale, v[k]));
       q[k] = r < 127 ? r : 127;
     }
-    if (lane == 0) *reinterpret_cast<float*>(blk) = 1.0f / iscale;
+    if (lane == 0) *reinterpret_cast<float*>(blk + offsetof(BlockQ8_K, d)) = 1.0f / iscale;
   }
-  if (amax == 0.0f && lane == 0) *reinterpret_cast<float*>(blk) = 0.0f;
+  if (amax == 0.0f && lane == 0) *reinterpret_cast<float*>(blk + offsetof(BlockQ8_K, d)) = 0.0f;
   int w0 = 0, w1 = 0, s = 0;
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
@@ -469,10 +477,10 @@ __global__ void quant_q8_K(const float* __restrict__ x, int64_t xs, int n, int T
   }
 #pragma unroll
   for (int k = 0; k < 8; ++k) s += q[k];
-  *reinterpret_cast<int*>(blk + 4 + 8 * lane) = w0;
-  *reinterpret_cast<int*>(blk + 8 + 8 * lane) = w1;
+  *reinterpret_cast<int*>(blk + offsetof(BlockQ8_K, qs) + 8 * lane) = w0;
+  *reinterpret_cast<int*>(blk + offsetof(BlockQ8_K, qs) + 4 + 8 * lane) = w1;
   const int s_other = __shfl_xor_sync(0xffffffffu, s, 1);  // the group of 16 is lanes 2g, 2g+1
-  if ((lane & 1) == 0) reinterpret_cast<int16_t*>(blk + 260)[lane >> 1] = static_cast<int16_t>(s + s_other);
+  if ((lane & 1) == 0) reinterpret_cast<int16_t*>(blk + offsetof(BlockQ8_K, bsums))[lane >> 1] = static_cast<int16_t>(s + s_other);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "adapters/lora.h"
 
 namespace nla {
+namespace gemma4 {
 
 namespace {
 
@@ -82,7 +83,6 @@ class Binder {
       throw Error(code::MODEL_INVALID, f_.path() + ": tensor '" + name + "' has shape " + shape_str(*t) + ", expected [" +
                                            std::to_string(in) + ", " + std::to_string(out) + "]");
     check_type(f_, *t);
-    m.tensor = t;
     m.type = t->type();
     m.in = in;
     m.out = out;
@@ -111,14 +111,14 @@ std::string blk(int il, const char* name) { return "blk." + std::to_string(il) +
 
 }  // namespace
 
-int Gemma4HParams::kv_source(int il) const {
+int HParams::kv_source(int il) const {
   if (has_own_kv(il)) return il;
   for (int j = n_layer_own_kv() - 1; j >= 0; --j)
     if (is_swa[j] == is_swa[il]) return j;
   return -1;  // rejected at load
 }
 
-std::unique_ptr<Gemma4Model> Gemma4Model::load(const GgufFile& f) {
+std::unique_ptr<Weights> Weights::load(const GgufFile& f) {
   const GgufValue* arch = f.find("general.architecture");
   if (!arch || arch->type != GgufValueType::STRING)
     throw Error(code::UNSUPPORTED_ARCH, f.path() + ": no general.architecture key; not a llama.cpp model GGUF");
@@ -129,8 +129,8 @@ std::unique_ptr<Gemma4Model> Gemma4Model::load(const GgufFile& f) {
     throw Error(code::UNSUPPORTED_ARCH, f.path() + ": general.type is '" + f.get_string("general.type") +
                                             "', expected a model (is this an adapter or projector file?)");
 
-  std::unique_ptr<Gemma4Model> m(new Gemma4Model(f));
-  Gemma4HParams& hp = m->hp_;
+  std::unique_ptr<Weights> m(new Weights(f));
+  HParams& hp = m->hp_;
   hp.n_layer = positive_int(f, key("block_count"), 0, true, 4096);
   hp.n_embd = positive_int(f, key("embedding_length"), 0, true);
   hp.n_ctx_train = positive_int(f, key("context_length"), 0, true, (1LL << 31) - 1);
@@ -203,7 +203,7 @@ std::unique_ptr<Gemma4Model> Gemma4Model::load(const GgufFile& f) {
 
   m->layers_.resize(L);
   for (int il = 0; il < L; ++il) {
-    Gemma4Layer& l = m->layers_[il];
+    Layer& l = m->layers_[il];
     const int hd = hp.head_dim(il);
     const int64_t q_out = static_cast<int64_t>(hd) * hp.n_head[il];
     const int64_t kv_out = static_cast<int64_t>(hd) * hp.n_head_kv[il];
@@ -239,9 +239,9 @@ std::unique_ptr<Gemma4Model> Gemma4Model::load(const GgufFile& f) {
   return m;
 }
 
-std::pair<int64_t, int64_t> Gemma4Model::projection_shape(int il, int target) const {
+std::pair<int64_t, int64_t> Weights::projection_shape(int il, int target) const {
   if (il < 0 || il >= hp_.n_layer) return {0, 0};
-  const Gemma4Layer& l = layers_[il];
+  const Layer& l = layers_[il];
   const int64_t hd = hp_.head_dim(il);
   const int64_t q_out = hd * hp_.n_head[il], kv_out = hd * hp_.n_head_kv[il];
   switch (static_cast<LoraTarget>(target)) {
@@ -256,7 +256,7 @@ std::pair<int64_t, int64_t> Gemma4Model::projection_shape(int il, int target) co
   }
 }
 
-std::string Gemma4Model::weight_types_summary() const {
+std::string Weights::weight_types_summary() const {
   std::map<std::string, int> counts;
   auto add = [&](const Matrix& mm) { if (mm) counts[type_traits(mm.type).name]++; };
   add(token_embd);
@@ -272,4 +272,5 @@ std::string Gemma4Model::weight_types_summary() const {
   return s;
 }
 
+}  // namespace gemma4
 }  // namespace nla

@@ -6,11 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "backends/backend.h"
 #include "formats/gguf.h"
 
 namespace nla {
+namespace gemma4 {
 
-struct Gemma4HParams {
+struct HParams {
   int n_layer = 0;
   int n_embd = 0;
   int n_ctx_train = 0;
@@ -40,18 +42,10 @@ struct Gemma4HParams {
   int kv_source(int il) const;
 };
 
-// A matrix in HF orientation: out rows of `in` values (ggml ne = [in, out]).
-struct Matrix {
-  const TensorInfo* tensor = nullptr;  // nullptr: absent
-  GgmlType type = GgmlType::F32;
-  int64_t in = 0, out = 0;
-  const uint8_t* data = nullptr;
-  size_t row_bytes = 0;
-  const uint8_t* row(int64_t o) const { return data + static_cast<size_t>(o) * row_bytes; }
-  explicit operator bool() const { return tensor != nullptr; }
-};
+// A matrix in HF orientation: out rows of `in` values (ggml ne = [in, out]); data == nullptr: absent.
+using Matrix = WeightMatrix;
 
-struct Gemma4Layer {
+struct Layer {
   std::vector<float> attn_norm, attn_q_norm, attn_k_norm, post_attention_norm, ffn_norm, post_ffw_norm, post_norm;
   Matrix attn_q, attn_k, attn_v, attn_qkv, attn_output;
   Matrix ffn_gate, ffn_up, ffn_down;
@@ -59,16 +53,17 @@ struct Gemma4Layer {
   float output_scale = 1.0f;
 };
 
-class Gemma4Model {
+// The weights of a Gemma-4 GGUF, immutable after load (the tensors stay in the file's mapping).
+class Weights {
  public:
   // Binds hyperparameters and tensors. Throws UNSUPPORTED_ARCH for another architecture,
   // MODEL_INVALID for missing keys/tensors or wrong shapes, UNSUPPORTED_TYPE for a tensor
   // format the engine lacks (naming the tensor and the type).
-  static std::unique_ptr<Gemma4Model> load(const GgufFile& file);
+  static std::unique_ptr<Weights> load(const GgufFile& file);
 
-  const Gemma4HParams& hparams() const { return hp_; }
+  const HParams& hparams() const { return hp_; }
   const GgufFile& file() const { return file_; }
-  const std::vector<Gemma4Layer>& layers() const { return layers_; }
+  const std::vector<Layer>& layers() const { return layers_; }
 
   Matrix token_embd;            // [n_embd x n_vocab] rows are tokens
   Matrix per_layer_token_embd;  // [n_layer*ple x n_vocab]
@@ -77,16 +72,17 @@ class Gemma4Model {
   std::vector<float> rope_freqs;           // [head_dim_full/2] or empty
   std::vector<float> output_norm;
 
-  // Q/K/V projection shapes of a layer as {in, out} for LoRA validation ({0,0}: absent).
+  // The {in, out} shape of the projection a LoRA target names at layer il ({0,0}: absent), for validation.
   std::pair<int64_t, int64_t> projection_shape(int il, int target) const;
   // Histogram of the matrix formats used by the blocks the engine runs, e.g. "q4_K:120,q6_K:21".
   std::string weight_types_summary() const;
 
  private:
-  explicit Gemma4Model(const GgufFile& f) : file_(f) {}
+  explicit Weights(const GgufFile& f) : file_(f) {}
   const GgufFile& file_;
-  Gemma4HParams hp_;
-  std::vector<Gemma4Layer> layers_;
+  HParams hp_;
+  std::vector<Layer> layers_;
 };
 
+}  // namespace gemma4
 }  // namespace nla

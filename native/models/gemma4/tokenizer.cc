@@ -15,6 +15,7 @@
 #include <string_view>
 
 namespace nla {
+namespace gemma4 {
 
 namespace {
 
@@ -343,6 +344,14 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& file) {
   std::stable_sort(t.specials_.begin(), t.specials_.end(), [&](int32_t a, int32_t b) {
     return t.tokens_[a].size() > t.tokens_[b].size();
   });
+  // The most input bytes one token can stand for: its string, with each U+2581 (3 bytes) standing for a
+  // space (1 byte); at least 1 (byte tokens).
+  t.max_token_bytes_ = 1;
+  for (const std::string& s : t.tokens_) {
+    size_t bytes = s.size();
+    for (size_t p = s.find("\xE2\x96\x81"); p != std::string::npos; p = s.find("\xE2\x96\x81", p + 3)) bytes -= 2;
+    t.max_token_bytes_ = std::max(t.max_token_bytes_, bytes);
+  }
   return tok;
 }
 
@@ -584,4 +593,5 @@ int32_t Tokenizer::find_token(const std::string& text) const {
   return id < n_vocab() ? id : -1;
 }
 
+}  // namespace gemma4
 }  // namespace nla

@@ -11,6 +11,7 @@
 #include "formats/gguf.h"
 
 namespace nla {
+namespace gemma4 {
 
 enum class TokenType : int32_t { UNDEFINED = 0, NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 };
 
@@ -26,6 +27,9 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
 
   int32_t n_vocab() const { return static_cast<int32_t>(tokens_.size()); }
+  // The most bytes of input text one token can cover: a text of B bytes has at least B / max_token_bytes()
+  // tokens, so an over-long input is refused before it is tokenized.
+  size_t max_token_bytes() const { return max_token_bytes_; }
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
   const std::string& token_text(int32_t id) const;   // raw vocab string (with U+2581)
@@ -71,9 +75,11 @@ class Tokenizer {
   int32_t ascii_ids_[128];           // id of each one-byte ASCII string, -1 if absent
   std::vector<int32_t> specials_;  // CONTROL/USER_DEFINED/UNKNOWN ids sorted by byte length, longest first
   int32_t bos_ = 2, eos_ = 1, unk_ = 3;
+  size_t max_token_bytes_ = 1;
   std::vector<int32_t> byte_ids_;   // id of <0xHH> for each byte (-1 if missing)
   std::vector<int16_t> byte_value_; // for BYTE tokens: the byte they stand for, else -1
   friend struct TokenizerBuilder;
 };
 
+}  // namespace gemma4
 }  // namespace nla

@@ -1,0 +1,71 @@
+#include "runtime/model.h"
+
+#include <thread>
+
+namespace nla {
+
+std::shared_ptr<Model> Model::load(const ModelOptions& options) {
+  std::shared_ptr<Model> m(new Model());
+  m->options_ = options;
+  m->file_ = GgufFile::open(options.path);
+  m->weights_ = gemma4::Weights::load(*m->file_);
+  m->tokenizer_ = gemma4::Tokenizer::from_gguf(*m->file_);
+  if (m->tokenizer_->n_vocab() > m->hparams().n_vocab)
+    throw Error(code::MODEL_INVALID, options.path + ": the vocabulary has " + std::to_string(m->tokenizer_->n_vocab()) +
+                                         " tokens but token_embd has only " + std::to_string(m->hparams().n_vocab) + " rows");
+  int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (threads <= 0) threads = 1;
+  m->options_.threads = threads;  // report what is used
+  if (options.device == "cpu") {
+    m->backend_ = make_cpu_backend(threads);
+  } else if (options.device == "cuda") {
+#ifdef NLA_HAVE_CUDA
+    m->backend_ = make_cuda_backend(0);
+#else
+    throw Error(code::NO_CUDA, "this build of nla-ar has no CUDA backend");
+#endif
+  } else {
+    throw Error(code::INVALID_ARG, "unknown device '" + options.device + "' (expected cpu or cuda)");
+  }
+  return m;
+}
+
+Model::~Model() = default;
+
+int Model::load_adapter(const std::string& dir) {
+  std::shared_ptr<const LoraAdapter> a = LoraAdapter::load_peft_dir(dir);
+  a->validate(hparams().n_layer, [&](int il, LoraTarget t) { return weights_->projection_shape(il, static_cast<int>(t)); });
+  std::lock_guard<std::mutex> lock(adapters_mu_);
+  const int id = next_adapter_id_++;
+  adapters_[id] = std::move(a);
+  return id;
+}
+
+std::shared_ptr<const LoraAdapter> Model::adapter(int id) const {
+  std::lock_guard<std::mutex> lock(adapters_mu_);
+  auto it = adapters_.find(id);
+  if (it == adapters_.end())
+    throw Error(code::ADAPTER_NOT_LOADED, "adapter " + std::to_string(id) + " is not loaded on this model");
+  return it->second;
+}
+
+void Model::unload_adapter(int id) {
+  std::lock_guard<std::mutex> lock(adapters_mu_);
+  auto it = adapters_.find(id);
+  if (it == adapters_.end())
+    throw Error(code::ADAPTER_NOT_LOADED, "adapter " + std::to_string(id) + " is not loaded on this model");
+  // Sessions hold a reference for every sequence (and every pass in flight) that uses the adapter.
+  if (it->second.use_count() > 1)
+    throw Error(code::ADAPTER_IN_USE, "adapter " + std::to_string(id) + " (" + it->second->dir() +
+                                          ") is in use by a session; finish or remove its sequences first");
+  adapters_.erase(it);
+}
+
+std::vector<int> Model::adapter_ids() const {
+  std::lock_guard<std::mutex> lock(adapters_mu_);
+  std::vector<int> ids;
+  for (const auto& [id, a] : adapters_) ids.push_back(id);
+  return ids;
+}
+
+}  // namespace nla
