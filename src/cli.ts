@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * nla-ar command line: demo | reconstruct | round-trip | tokenize | info.
+ * nla-ar command line: demo | reconstruct | verbalize | round-trip | tokenize | info.
  * Human-readable output by default, --json for machines; progress on stderr for long work.
  */
 import * as fs from 'node:fs';
@@ -8,18 +8,25 @@ import { parseArgs } from 'node:util';
 import { NlaError } from './errors';
 import { Reconstructor } from './reconstructor';
 import { Tokenizer } from './tokenizer';
-import { norm } from './metrics';
 import { demoFiles } from './demo';
+import { Autoencoder } from './autoencoder';
+import { cmdAutoencode, cmdVerbalize } from './commands/verbalize';
+import { fmtVector as fmt, int, need, progress, UsageError } from './commands/util';
 
-const USAGE = `nla-ar — Activation Reconstructor for the Gemma-4-E2B Natural Language Autoencoder
+const USAGE = `nla-ar — the Gemma-4-E2B Natural Language Autoencoder (verbalizer + reconstructor)
 
 Usage:
-  nla-ar demo [--json]                         run the AR on an embedded synthetic model (no downloads)
+  nla-ar demo [--json]                         the full round trip on the shipped synthetic model (no downloads)
   nla-ar reconstruct --model M.gguf --adapter DIR [--head H] [--layer 17] [--threads N] [--device auto|cpu|cuda]
                      (EXPLANATION... | --file F)  [--json]
                      F: one explanation per line, or JSON lines of strings / {"explanation": ...}
+  nla-ar verbalize   --model M.gguf --av DIR (--text T [--layer 23] | --file F | --activations F.jsonl)
+                     [--max-tokens 120] [--temperature 0] [--seed N] [--json]
+                     activations: JSON lines of number arrays or {"activation": [...]}
+  nla-ar round-trip  --model M.gguf --av DIR --ar DIR (--text T | --file F) [--activation-layer 23] [--json]
+                     the whole loop: text → activation → AV explanation → AR reconstruction → cosine
   nla-ar round-trip  --model M.gguf --adapter DIR --file F.jsonl [--mean MEAN.json] [--json]
-                     F: JSON lines {"activation": [...1536 numbers], "explanation": "..."}
+                     AR only; F: JSON lines {"activation": [...1536 numbers], "explanation": "..."}
   nla-ar round-trip  --model M.gguf --adapter DIR --text "source text" --explanation "..." [--activation-layer 23]
   nla-ar tokenize    --model M.gguf (TEXT | --file F) [--no-bos] [--json]
   nla-ar info        --model M.gguf [--adapter DIR] [--json]
@@ -29,6 +36,12 @@ Exit codes: 0 ok, 1 error (the message names the NlaError code), 2 bad usage.`;
 const options = {
   model: { type: 'string' },
   adapter: { type: 'string' },
+  av: { type: 'string' },
+  ar: { type: 'string' },
+  activations: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  seed: { type: 'string' },
   head: { type: 'string' },
   layer: { type: 'string' },
   'activation-layer': { type: 'string' },
@@ -45,24 +58,6 @@ const options = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
-class UsageError extends Error {}
-
-function int(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
-  return n;
-}
-
-function need(v: string | undefined, name: string): string {
-  if (!v) throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-function progress(done: number, total: number, json: boolean): void {
-  if (total > 1 && process.stderr.isTTY !== undefined && !json) process.stderr.write(`\r[${done}/${total}]${done === total ? '\n' : ''}`);
-}
-
 function readExplanations(file: string): string[] {
   const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0);
   return lines.map((l) => {
@@ -74,10 +69,6 @@ function readExplanations(file: string): string[] {
     }
     return l;
   });
-}
-
-function fmt(v: Float32Array, n = 6): string {
-  return `[${Array.from(v.slice(0, n), (x) => x.toFixed(4)).join(', ')}${v.length > n ? ', …' : ''}] (‖v‖ = ${norm(v).toFixed(3)}, d = ${v.length})`;
 }
 
 async function open(values: Values): Promise<Reconstructor> {
@@ -97,11 +88,14 @@ async function cmdReconstruct(values: Values, positionals: string[]): Promise<vo
   const ar = await open(values);
   try {
     const out: { explanation: string; reconstruction: number[] }[] = [];
-    for (let i = 0; i < texts.length; i++) {
-      const v = await ar.reconstruct(texts[i]);
-      out.push({ explanation: texts[i], reconstruction: Array.from(v) });
-      progress(i + 1, texts.length, values.json);
-      if (!values.json) console.log(`${i + 1}. ${JSON.stringify(texts[i].slice(0, 80))}\n   → ${fmt(v)}`);
+    const BATCH = 32; // one batched request per 32 explanations
+    for (let i = 0; i < texts.length; i += BATCH) {
+      const vs = await ar.reconstruct(texts.slice(i, i + BATCH));
+      vs.forEach((v, k) => {
+        out.push({ explanation: texts[i + k], reconstruction: Array.from(v) });
+        if (!values.json) console.log(`${i + k + 1}. ${JSON.stringify(texts[i + k].slice(0, 80))}\n   → ${fmt(v)}`);
+      });
+      progress(Math.min(i + BATCH, texts.length), texts.length, values.json);
     }
     if (values.json) console.log(JSON.stringify(out));
   } finally {
@@ -179,11 +173,11 @@ async function cmdInfo(values: Values): Promise<void> {
 
 async function cmdDemo(values: Values): Promise<void> {
   const say = (s: string) => { if (!values.json) console.log(s); };
-  say('nla-ar demo — SYNTHETIC weights: a small random model with the real Gemma-4 layout, a PEFT adapter');
-  say('shaped like the released AR (LoRA on q/k/v/o) and a torch-format linear_head.pt. The numbers show the');
-  say('pipeline works end to end; they carry no meaning.\n');
+  say('nla-ar demo — SYNTHETIC weights: a small random model with the real Gemma-4 layout, PEFT adapters');
+  say('shaped like the released AV (LoRA on attention and MLP) and AR (LoRA on q/k/v/o, a torch-format');
+  say('linear_head.pt). The numbers show the pipeline works end to end; they carry no meaning.\n');
   const files = demoFiles();
-  say(`model    ${files.model}\nadapter  ${files.adapter}`);
+  say(`model    ${files.model}\nAR       ${files.adapter}\nAV       ${files.av}`);
   const ar = await Reconstructor.load({ model: files.model, adapter: files.adapter, layer: files.layer, device: 'cpu' });
   try {
     const explanations = [
@@ -196,14 +190,28 @@ async function cmdDemo(values: Values): Promise<void> {
     const activationLayer = files.activationLayer;
     const activation = await ar.activation(text, { layer: activationLayer });
     const rts = await ar.roundTrip(explanations.map((e) => ({ activation, explanation: e })));
+    // the whole loop on one mapping of the model: text → activation → AV explanation → AR reconstruction
+    const nla = await Autoencoder.load({ model: files.model, av: files.av, ar: files.adapter, device: 'cpu' });
+    let full;
+    try {
+      full = await nla.roundTrip([text, 'A recipe: stir the flour into the butter.'], { maxTokens: 24 });
+    } finally {
+      await nla.close();
+    }
     if (values.json) {
-      console.log(JSON.stringify({ synthetic: true, files, info: ar.info, reconstructions: recs.map((r) => Array.from(r)), roundTrip: rts.map((r) => ({ cosine: r.cosine, mse: r.mse })) }));
+      console.log(JSON.stringify({
+        synthetic: true, files, info: ar.info, reconstructions: recs.map((r) => Array.from(r)),
+        roundTrip: rts.map((r) => ({ cosine: r.cosine, mse: r.mse })),
+        autoencoder: full.map((r) => ({ text: r.text, finishReason: r.finishReason, cosine: r.cosine, mse: r.mse })),
+      }));
       return;
     }
     say(`backend  ${ar.info.backendDescription}; AR block ${ar.info.layer}; prompt of the first explanation = ${ar.tokenize(ar.prompt(explanations[0])).length} tokens\n`);
     explanations.forEach((e, i) => say(`reconstruct(${JSON.stringify(e || '(empty: the documented control case)')})\n  → ${fmt(recs[i])}`));
     say(`\nround trip against the base model's block-${activationLayer} activation of ${JSON.stringify(text)}:`);
     rts.forEach((r, i) => say(`  explanation ${i + 1}: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
+    say(`\nthe whole NLA loop (text → block-${activationLayer} activation → AV → AR), one base model for both adapters:`);
+    full.forEach((r) => say(`  AV wrote ${JSON.stringify(r.text.slice(0, 70))} (${r.finishReason})\n  AR: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
     say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter ./gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
     say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter, and the adapter folder of Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 as published)');
   } finally {
@@ -234,7 +242,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'demo': await cmdDemo(values); break;
       case 'reconstruct': await cmdReconstruct(values, rest); break;
-      case 'round-trip': await cmdRoundTrip(values); break;
+      case 'verbalize': await cmdVerbalize(values); break;
+      case 'round-trip': await (values.av || values.ar ? cmdAutoencode(values) : cmdRoundTrip(values)); break;
       case 'tokenize': await cmdTokenize(values, rest); break;
       case 'info': await cmdInfo(values); break;
       default: throw new UsageError(`unknown command '${cmd}'`);

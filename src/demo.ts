@@ -1,7 +1,8 @@
 /**
  * The demo files the package ships in <package>/demo: a tiny synthetic Gemma 4 (q8_0, the real Gemma-4 layout,
- * random weights), a PEFT adapter shaped like the released AR and its linear_head.pt. They are made by the
- * synthetic generator (test tooling, `npm run build:demo`); their numbers mean nothing.
+ * random weights), a PEFT adapter shaped like the released AR with its linear_head.pt, and one shaped like the
+ * released AV with its nla_meta.yaml. They are made by the synthetic generator (test tooling, `npm run
+ * build:demo`); their numbers mean nothing.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,7 +25,10 @@ export interface DemoManifest {
 export interface ShippedDemoFiles {
   readonly dir: string;
   readonly model: string;
+  /** The AR folder (adapter_config.json, adapter_model.safetensors, linear_head.pt). */
   readonly adapter: string;
+  /** The AV folder (with nla_meta.yaml). */
+  readonly av: string;
   readonly layer: number;
   readonly activationLayer: number;
 }
@@ -38,5 +42,12 @@ export function demoFiles(dir: string = path.resolve(__dirname, '..', 'demo')): 
   } catch (e) {
     throw new NlaError('ERR_NLA_IO', `the demo files are missing (${manifestPath}): in a git checkout, run \`npm run build\` first`, { cause: e });
   }
-  return { dir, model: path.join(dir, 'model.gguf'), adapter: path.join(dir, 'adapter'), layer: m.layer, activationLayer: m.activationLayer };
+  return {
+    dir,
+    model: path.join(dir, 'model.gguf'),
+    adapter: path.join(dir, 'adapter'),
+    av: path.join(dir, 'av'),
+    layer: m.layer,
+    activationLayer: m.activationLayer,
+  };
 }

@@ -3,6 +3,12 @@
  * run by a native C++ engine from a GGUF base model and the published PEFT adapter folder.
  */
 export { Reconstructor } from './reconstructor';
+export { Verbalizer, verbalizationStats, extractExplanation, DEFAULT_AV_TEMPLATE, RELEASED_MARKER, VerbalizerLoadOptionsSchema, VerbalizeOptionsSchema } from './verbalizer';
+export type { VerbalizerLoadOptions, VerbalizeOptions, Verbalization, VerbalizerInfo } from './verbalizer';
+export { Autoencoder, AutoencoderLoadOptionsSchema } from './autoencoder';
+export type { AutoencoderLoadOptions, AutoencoderRoundTrip, RoundTripItem } from './autoencoder';
+export { parseSidecar, readSidecar, SIDECAR_FILE } from './sidecar';
+export type { NlaSidecar, InjectionScale, InjectionMarkerIds } from './sidecar';
 export type { ReconstructorInfo, RoundTripInput, RoundTripResult } from './reconstructor';
 export { Tokenizer } from './tokenizer';
 export { LinearHead } from './head';

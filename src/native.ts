@@ -146,8 +146,44 @@ export interface NativeRequests {
   reconstruct(prompts: (string | Int32Array)[], options: NativeReconstructOptions, abortFlag?: Int32Array): Promise<Float32Array[]>;
 }
 
+export interface NativeVerbalizerSpec {
+  /** The AV prompt's ids (BOS first). */
+  prompt: Int32Array;
+  marker: { token: number; left: number; right: number };
+  adapter?: NativeAdapter;
+  /** Activations are scaled to this L2 norm before injection (0: as given). */
+  injectionNorm: number;
+  /** End-of-generation ids. */
+  eog: Int32Array;
+}
+
+export interface NativeGenerateOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  stop?: string[];
+}
+
+export interface NativeGeneration {
+  tokens: Int32Array;
+  finish: 'eos' | 'length' | 'stop';
+}
+
+/** The AV on a session: the prompt before the marker is run once, each activation continues from it. */
+export interface NativeVerbalizer {
+  /** Index of the injection site in the prompt. */
+  readonly site: number;
+  /** onToken(item, token) is called for each generated token as it comes (not after the promise settles, in order per item). */
+  generate(activations: Float32Array[], options: NativeGenerateOptions, onToken?: (item: number, token: number) => void, abortFlag?: Int32Array): Promise<NativeGeneration[]>;
+  close(): void;
+}
+
 /** One caller's state on a model: sequences with KV caches, decoded step by step. */
 export interface NativeSession extends NativeRequests {
+  /** Throws ERR_NLA_INJECTION when the prompt has no unique injection site. */
+  createVerbalizer(spec: NativeVerbalizerSpec): NativeVerbalizer;
   addSequence(adapter?: NativeAdapter | null): number;
   /** Later steps on the sequence reject with ERR_NLA_SEQUENCE_FINISHED. */
   removeSequence(seq: number): void;
@@ -241,9 +277,22 @@ function realmSafeRequests<T extends NativeRequests>(o: T): Partial<NativeReques
   };
 }
 
+function realmSafeVerbalizer(v: NativeVerbalizer): NativeVerbalizer {
+  const generate = v.generate;
+  return patchMethods(v, {
+    generate: async (acts: Float32Array[], o: NativeGenerateOptions, onToken?: (item: number, token: number) => void, flag?: Int32Array) => {
+      const r = await generate.call(v, acts, o, onToken, flag);
+      for (const g of r) g.tokens = localI32(g.tokens);
+      return r;
+    },
+  });
+}
+
 function realmSafeSession(sess: NativeSession): NativeSession {
   const run = sess.run;
+  const createVerbalizer = sess.createVerbalizer;
   return patchMethods(sess, {
+    createVerbalizer: (spec: NativeVerbalizerSpec) => realmSafeVerbalizer(createVerbalizer.call(sess, spec)),
     ...realmSafeRequests(sess),
     run: async (inputs: NativeStepInput[], options?: { lastLayer?: number; captureLayers?: number[]; gelu?: GeluName }, abortFlag?: Int32Array) => {
       const outs = await run.call(sess, inputs, options, abortFlag);

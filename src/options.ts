@@ -22,11 +22,11 @@ export const LoadOptionsSchema = z.strictObject({
   head: z.union([z.string().min(1), headLike]).optional(),
   /** Block whose last-token output feeds the head. */
   layer: z.int().min(0).max(4096).default(DEFAULT_AR_LAYER),
-  /** AR prompt; must contain {explanation} once. */
+  /** AR prompt; must contain {explanation} once. Default: the adapter's nla_meta.yaml template, else DEFAULT_TEMPLATE. */
   template: z
     .string()
     .refine((t) => t.split('{explanation}').length === 2, { error: 'template must contain {explanation} exactly once' })
-    .default(DEFAULT_TEMPLATE),
+    .optional(),
   /** 'raw' passes explanations through unchanged (what the released AR's scripts do); 'extract' keeps only the
    *  text between <explanation> and </explanation> (trimmed) when those tags are present. */
   explanation: z.enum(['raw', 'extract']).default('raw'),

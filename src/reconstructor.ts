@@ -10,8 +10,9 @@ import { LinearHead } from './head';
 import { loadLinearHead } from './head-file';
 import { cosine, directionMse, fve, baselineMse, type Vector } from './metrics';
 import { gibberishLike, summarizeControls, type ControlsSummary } from './controls';
+import { loadAdapterDir, openBaseModel, type OpenedModel } from './model';
+import { readSidecar } from './sidecar';
 import {
-  loadNative,
   toNlaError,
   type NativeAdapter,
   type NativeAdapterInfo,
@@ -21,6 +22,7 @@ import {
   type NativeSession,
 } from './native';
 import {
+  DEFAULT_TEMPLATE,
   ActivationOptionsSchema,
   CallOptionsSchema,
   HiddenStateOptionsSchema,
@@ -94,6 +96,9 @@ export class Reconstructor implements AsyncDisposable {
   private inFlight = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** Whether close() closes the model too (false when an Autoencoder shares it). */
+  private readonly ownsModel: boolean;
+  private readonly template: string;
 
   private constructor(
     native: NativeModel,
@@ -102,14 +107,18 @@ export class Reconstructor implements AsyncDisposable {
     nativeHead: NativeHead | null,
     headPath: string | null,
     opts: ResolvedLoadOptions,
+    template: string,
     backend: 'cpu' | 'cuda',
     reasons: string[],
+    ownsModel: boolean,
   ) {
     this.native = native;
     this.nativeAdapter = adapter;
     this._head = head;
     this.nativeHead = nativeHead;
     this.opts = opts;
+    this.template = template;
+    this.ownsModel = ownsModel;
     const model = native.info();
     this.session = native.createSession({ maxTokens: Math.min(opts.maxTokens ?? model.nCtxTrain, model.nCtxTrain) });
     this._info = {
@@ -120,7 +129,7 @@ export class Reconstructor implements AsyncDisposable {
       adapter: adapter ? adapter.info() : null,
       head: head ? { path: headPath, inDim: head.inDim, outDim: head.outDim } : null,
       layer: opts.layer,
-      template: opts.template,
+      template,
       explanation: opts.explanation,
       numerics: opts.numerics,
       maxTokens: Math.min(opts.maxTokens ?? model.nCtxTrain, model.nCtxTrain),
@@ -130,31 +139,31 @@ export class Reconstructor implements AsyncDisposable {
   /** Loads the base GGUF, the adapter folder and the head. Options are validated strictly. */
   static async load(options: LoadOptions): Promise<Reconstructor> {
     const opts = parseOptions(LoadOptionsSchema, options, 'Reconstructor.load options');
-    const { binding, backend, reasons } = loadNative(opts.device);
-    if (!fs.existsSync(opts.model)) throw new NlaError('ERR_NLA_IO', `model file not found: ${opts.model}`);
     if (opts.adapter && !fs.existsSync(opts.adapter)) throw new NlaError('ERR_NLA_IO', `adapter folder not found: ${opts.adapter}`);
-    let native: NativeModel;
+    const opened = await openBaseModel(opts);
     try {
-      native = await binding.openModel(opts.model, {
-        threads: opts.threads,
-        device: backend,
-        gelu: opts.numerics === 'llamacpp' ? 'fp16-table' : 'exact',
-      });
+      return await Reconstructor.attach(opened, opts, true);
     } catch (e) {
-      throw toNlaError(e);
+      opened.native.close();
+      throw e;
     }
-    try {
+  }
+
+  /**
+   * @internal A Reconstructor on an already opened model (the Autoencoder's shared base model). With
+   * ownsModel false, close() leaves the model open.
+   */
+  static async attach(opened: OpenedModel, opts: ResolvedLoadOptions, ownsModel: boolean): Promise<Reconstructor> {
+    const { native, binding, backend, reasons } = opened;
+    {
       const info = native.info();
       if (opts.layer >= info.nLayer)
         throw new NlaError('ERR_NLA_INVALID_ARG', `layer ${opts.layer} does not exist: the model has ${info.nLayer} blocks (0..${info.nLayer - 1})`);
-      let adapter: NativeAdapter | null = null;
-      if (opts.adapter) {
-        try {
-          adapter = await native.loadAdapter(opts.adapter);
-        } catch (e) {
-          throw toNlaError(e);
-        }
-      }
+      const adapter: NativeAdapter | null = opts.adapter ? await loadAdapterDir(native, opts.adapter) : null;
+      const sidecar = opts.adapter ? readSidecar(opts.adapter) : undefined;
+      const template = opts.template ?? sidecar?.arTemplate ?? DEFAULT_TEMPLATE;
+      if (template.split('{explanation}').length !== 2)
+        throw new NlaError('ERR_NLA_INVALID_ARG', `the AR template${opts.template ? '' : ` of ${sidecar?.path}`} must contain {explanation} exactly once`);
       let head: LinearHead | null = null;
       let headPath: string | null = null;
       if (opts.head !== undefined && typeof opts.head !== 'string') {
@@ -173,10 +182,7 @@ export class Reconstructor implements AsyncDisposable {
       if (head && (head.inDim !== info.nEmbd))
         throw new NlaError('ERR_NLA_HEAD_INVALID', `the head reads ${head.inDim} values but the model's d_model is ${info.nEmbd}`);
       const nativeHead = head instanceof LinearHead ? binding.createHead(head.weight, head.bias, head.inDim, head.outDim) : null;
-      return new Reconstructor(native, adapter, head, nativeHead, headPath, opts, backend, reasons);
-    } catch (e) {
-      native.close();
-      throw e;
+      return new Reconstructor(native, adapter, head, nativeHead, headPath, opts, template, backend, reasons, ownsModel);
     }
   }
 
@@ -197,7 +203,7 @@ export class Reconstructor implements AsyncDisposable {
       const m = /<explanation>([\s\S]*?)<\/explanation>/.exec(text);
       if (m) text = m[1].trim();
     }
-    const [before, after] = this.opts.template.split('{explanation}');
+    const [before, after] = this.template.split('{explanation}');
     return before + text + after;
   }
 
@@ -330,7 +336,7 @@ export class Reconstructor implements AsyncDisposable {
       this.closed = true;
       const release = () => {
         this.session.close();
-        this.native.close();
+        if (this.ownsModel) this.native.close();
       };
       this.closing = this.queue.then(release, release);
     }

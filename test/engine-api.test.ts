@@ -4,7 +4,7 @@
  * overrides, abort, and argument errors. Exact equalities are exact on purpose: these are the same
  * computations reached through different options, so they must agree bit for bit.
  */
-import { loadNative, type NativeModel, type NativeCapture } from '../src/native';
+import { loadNative, type NativeModel, type NativeCapture, type NativeForwardOptions } from '../src/native';
 import { tinyModel, testTokens, relRms } from './helpers/models';
 
 const model = tinyModel('f32-full');
@@ -24,8 +24,8 @@ afterAll(() => {
   m1.close();
 });
 
-const caps = async (mm: NativeModel, tokens: Int32Array[], o: Record<string, unknown>) => mm.forward(tokens, o as never);
-const named = (c: NativeCapture[], n: string) => (c.find((x) => (x as NativeCapture & { name?: string }).name === n) as NativeCapture).data;
+const caps = async (mm: NativeModel, tokens: Int32Array[], o: NativeForwardOptions) => mm.forward(tokens, o);
+const named = (c: NativeCapture[], n: string) => c.find((x) => x.name === n)!.data;
 
 test('capturing a subset of blocks, all tokens: each block has T rows of d values', async () => {
   const t = testTokens(17, 1, V);
@@ -90,7 +90,7 @@ describe('embedding override at one position', () => {
     const [a] = await caps(m, [t], { captureLayers: [L - 1], allTokens: true });
     const [b] = await caps(m, [t], { captureLayers: [L - 1], allTokens: true, observe: ['inp_scaled'], overrides: [[{ position: p, values: v }]] });
     expect(Array.from(named(b, 'inp_scaled').subarray(p * d, (p + 1) * d))).toEqual(Array.from(v));
-    const out = b.find((x) => x.layer === L - 1 && !(x as { name?: string }).name)!;
+    const out = b.find((x) => x.layer === L - 1 && !x.name)!;
     expect(Array.from(out.data.subarray(0, p * d))).toEqual(Array.from(a[0].data.subarray(0, p * d)));
     expect(relRms(out.data.subarray(p * d), a[0].data.subarray(p * d))).toBeGreaterThan(1e-3);
   });

@@ -51,7 +51,7 @@ async function open(model: TestModel): Promise<NativeModel> {
 
 function byName(caps: NativeCapture[]): Map<string, Float32Array> {
   const m = new Map<string, Float32Array>();
-  for (const c of caps) m.set((c as NativeCapture & { name?: string }).name ?? `l_out-${c.layer}`, c.data);
+  for (const c of caps) m.set(c.name ?? `l_out-${c.layer}`, c.data);
   return m;
 }
 
@@ -62,7 +62,7 @@ async function compare(model: TestModel, names: string[], opts: { adapterDir?: s
   const m = await open(model);
   try {
     const adapter = opts.adapterDir ? await m.loadAdapter(opts.adapterDir) : undefined;
-    const caps = await m.forward([tokens], { captureLayers: [], allTokens: true, observe: names, adapter } as never);
+    const caps = await m.forward([tokens], { captureLayers: [], allTokens: true, observe: names, adapter });
     const ours = byName(caps[0]);
     const rows = names.map((n) => {
       const a = ours.get(n), b = theirs.get(n);

@@ -11,7 +11,7 @@ import { writeLlamaCppLoraGguf, writePeftAdapter } from './synthetic/adapter';
 import { tinyGemma4Config, writeSyntheticGemma4, type SyntheticGemma4Config } from './synthetic/gemma4';
 
 /** Bump when anything that changes the demo files' bytes changes. */
-export const DEMO_VERSION = 'demo-v2';
+export const DEMO_VERSION = 'demo-v3';
 
 export interface DemoFiles {
   /** The demo folder. */
@@ -20,6 +20,8 @@ export interface DemoFiles {
   readonly model: string;
   /** PEFT folder like the published AR: adapter_config.json, adapter_model.safetensors, linear_head.pt. */
   readonly adapter: string;
+  /** PEFT folder like the published AV (attention and MLP deltas) with an nla_meta.yaml naming the marker ids. */
+  readonly av: string;
   /** The same LoRA as a llama.cpp LoRA GGUF (for reference comparisons), when written. */
   readonly loraGguf: string | null;
   /** The block whose output the demo AR reads (the tiny model's L). */
@@ -69,6 +71,34 @@ export interface DemoOptions {
   activationLayer?: number;
 }
 
+/**
+ * The AV's sidecar in the reference schema (nla-protocol.md §2.4), with the marker ids of the synthetic vocabulary:
+ * ㊗ sits between `>` (of `<concept>`) and `<` (of `</concept>`) there, where the Gemma-4 vocabulary has `>` and `</`.
+ */
+function avSidecar(config: SyntheticGemma4Config): string {
+  const id = (s: string) => {
+    const i = config.vocab.tokens.indexOf(s);
+    if (i < 0) throw new NlaError('ERR_NLA_INTERNAL', `the synthetic vocabulary has no token ${JSON.stringify(s)}`);
+    return i;
+  };
+  return [
+    '# nla-ar demo AV (synthetic weights): the injection marker in this model\'s vocabulary',
+    'kind: nla_model',
+    'role: av',
+    `d_model: ${config.nEmbd}`,
+    'extraction:',
+    '  layer: 23',
+    '  injection_scale: sqrt_d_model',
+    '  mse_scale: sqrt_d_model',
+    'tokens:',
+    '  injection_char: "\u3297"',
+    `  injection_token_id: ${id('\u3297')}`,
+    `  injection_left_neighbor_id: ${id('>')}`,
+    `  injection_right_neighbor_id: ${id('<')}`,
+    '',
+  ].join('\n');
+}
+
 function readManifest(file: string): DemoManifest | null {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as DemoManifest;
@@ -90,6 +120,7 @@ export function writeDemoFiles(dir: string, options: DemoOptions = {}): DemoFile
     dir,
     model: path.join(dir, 'model.gguf'),
     adapter: path.join(dir, 'adapter'),
+    av: path.join(dir, 'av'),
     loraGguf: options.loraGguf ? path.join(dir, 'lora.gguf') : null,
     layer,
     config,
@@ -117,6 +148,14 @@ export function writeDemoFiles(dir: string, options: DemoOptions = {}): DemoFile
       includeHead: { seed: 11 },
     });
     if (files.loraGguf) writeLlamaCppLoraGguf(path.join(tmp, 'lora.gguf'), config, adapter);
+    writePeftAdapter(path.join(tmp, 'av'), config, {
+      rank: 8,
+      alpha: 16,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      dtype: 'F32',
+      seed: 13,
+    });
+    fs.writeFileSync(path.join(tmp, 'av', 'nla_meta.yaml'), avSidecar(config));
     const m: DemoManifest = {
       version,
       layer,

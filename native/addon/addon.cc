@@ -142,6 +142,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->adapter_ctor = Napi::Persistent(AdapterWrap::Define(env));
   data->tokenizer_ctor = Napi::Persistent(TokenizerWrap::Define(env));
   data->head_ctor = Napi::Persistent(HeadWrap::Define(env));
+  data->verbalizer_ctor = Napi::Persistent(VerbalizerWrap::Define(env));
   env.SetInstanceData<AddonData>(data);
   exports.Set("openModel", Napi::Function::New(env, OpenModel));
   exports.Set("openTokenizer", Napi::Function::New(env, OpenTokenizer));

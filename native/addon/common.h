@@ -75,7 +75,7 @@ int32_t get_int(Napi::Object o, const char* key, int32_t fallback);
 bool get_bool(Napi::Object o, const char* key, bool fallback);
 
 struct AddonData {
-  Napi::FunctionReference model_ctor, adapter_ctor, tokenizer_ctor, session_ctor, head_ctor;
+  Napi::FunctionReference model_ctor, adapter_ctor, tokenizer_ctor, session_ctor, head_ctor, verbalizer_ctor;
 };
 
 }  // namespace nla_addon

@@ -10,7 +10,9 @@ Napi::Function SessionWrap::Define(Napi::Env env) {
                       InstanceMethod("removeSequence", &SessionWrap::RemoveSequence),
                       InstanceMethod("nPast", &SessionWrap::NPast), InstanceMethod("sequences", &SessionWrap::Sequences),
                       InstanceMethod("run", &SessionWrap::Run), InstanceMethod("hiddenStates", &SessionWrap::HiddenStates),
-                      InstanceMethod("reconstruct", &SessionWrap::Reconstruct), InstanceMethod("kvBytes", &SessionWrap::KvBytes),
+                      InstanceMethod("reconstruct", &SessionWrap::Reconstruct),
+                      InstanceMethod("createVerbalizer", &SessionWrap::CreateVerbalizer),
+                      InstanceMethod("kvBytes", &SessionWrap::KvBytes),
                       InstanceMethod("close", &SessionWrap::Close)});
 }
 
@@ -136,6 +138,33 @@ Napi::Value SessionWrap::Run(const Napi::CallbackInfo& info) {
 
 Napi::Value SessionWrap::HiddenStates(const Napi::CallbackInfo& info) { return hidden_states_job(info, live(info.Env()), false); }
 Napi::Value SessionWrap::Reconstruct(const Napi::CallbackInfo& info) { return hidden_states_job(info, live(info.Env()), true); }
+
+// createVerbalizer({prompt: Int32Array, marker: {token, left, right}, adapter?, injectionNorm, eog: Int32Array})
+//   -> NativeVerbalizer (throws ERR_NLA_INJECTION when the prompt has no unique injection site)
+Napi::Value SessionWrap::CreateVerbalizer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<nla::Session> s = live(env);
+  if (info.Length() < 1 || !info[0].IsObject()) throw make_error(env, nla::code::INVALID_ARG, "createVerbalizer(spec)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::shared_ptr<nla::Verbalizer> v;
+  NLA_SYNC(env, {
+    nla::VerbalizerSpec spec;
+    spec.prompt = to_tokens(o.Get("prompt"));
+    if (!o.Has("marker") || !o.Get("marker").IsObject()) throw nla::Error(nla::code::INVALID_ARG, "spec.marker must be {token, left, right}");
+    Napi::Object m = o.Get("marker").As<Napi::Object>();
+    spec.marker.token = get_int(m, "token", -1);
+    spec.marker.left = get_int(m, "left", -1);
+    spec.marker.right = get_int(m, "right", -1);
+    spec.adapter_id = o.Has("adapter") ? adapter_arg(env, o.Get("adapter"), s->model()) : 0;
+    if (o.Has("injectionNorm") && o.Get("injectionNorm").IsNumber())
+      spec.injection_norm = o.Get("injectionNorm").As<Napi::Number>().FloatValue();
+    if (o.Has("eog")) spec.eog = to_tokens(o.Get("eog"));
+    v = std::make_shared<nla::Verbalizer>(s, std::move(spec));
+  });
+  Napi::Object obj = env.GetInstanceData<AddonData>()->verbalizer_ctor.New({});
+  VerbalizerWrap::Unwrap(obj)->verbalizer = v;
+  return obj;
+}
 
 Napi::Value SessionWrap::Close(const Napi::CallbackInfo& info) {
   session.reset();

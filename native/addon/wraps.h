@@ -1,4 +1,5 @@
 // The binding's classes, one .cc file each: NativeModel (model_wrap.cc), NativeSession (session_wrap.cc),
+// NativeVerbalizer (verbalizer_wrap.cc),
 // NativeAdapter (adapter_wrap.cc), NativeTokenizer (tokenizer_wrap.cc), NativeHead (head_wrap.cc). The
 // TypeScript declarations of what they expose are in src/native.ts.
 #pragma once
@@ -11,6 +12,7 @@
 #include "runtime/head.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
+#include "runtime/verbalizer.h"
 
 namespace nla_addon {
 
@@ -50,7 +52,20 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value HiddenStates(const Napi::CallbackInfo& info);
   Napi::Value Reconstruct(const Napi::CallbackInfo& info);
+  Napi::Value CreateVerbalizer(const Napi::CallbackInfo& info);
   Napi::Value KvBytes(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+};
+
+class VerbalizerWrap : public Napi::ObjectWrap<VerbalizerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit VerbalizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VerbalizerWrap>(info) {}
+  std::shared_ptr<nla::Verbalizer> verbalizer;  // null once closed
+
+ private:
+  Napi::Value Site(const Napi::CallbackInfo& info);
+  Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 };
 

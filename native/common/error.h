@@ -26,6 +26,7 @@ inline constexpr const char* ADAPTER_MISMATCH = "ERR_NLA_ADAPTER_MISMATCH"; // a
 inline constexpr const char* ADAPTER_NOT_LOADED = "ERR_NLA_ADAPTER_NOT_LOADED"; // an adapter id that is not loaded
 inline constexpr const char* ADAPTER_IN_USE = "ERR_NLA_ADAPTER_IN_USE";   // unloading an adapter a session uses
 inline constexpr const char* SEQUENCE_FINISHED = "ERR_NLA_SEQUENCE_FINISHED"; // a step on a removed sequence
+inline constexpr const char* INJECTION = "ERR_NLA_INJECTION";  // the AV prompt's injection site is missing or ambiguous
 inline constexpr const char* INVALID_ARG = "ERR_NLA_INVALID_ARG";
 inline constexpr const char* CONTEXT_OVERFLOW = "ERR_NLA_CONTEXT_OVERFLOW";
 inline constexpr const char* TOKENIZER = "ERR_NLA_TOKENIZER";

@@ -22,6 +22,15 @@ int Session::add_sequence(int adapter_id) {
   return id;
 }
 
+int Session::fork_sequence(int seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Sequence& src = live(seq);
+  Sequence copy{src.cache->clone(model_->backend()), src.adapter};
+  const int id = next_seq_++;
+  seqs_[id] = std::move(copy);
+  return id;
+}
+
 void Session::remove_sequence(int seq) {
   std::lock_guard<std::mutex> lock(mu_);
   live(seq);

@@ -31,6 +31,9 @@ class Session {
 
   // A new, empty sequence that runs with the given adapter (0: none). Returns its id (never reused).
   int add_sequence(int adapter_id = 0);
+  // A new sequence that continues from `seq`'s tokens (a copy of its cache, the same adapter): for a prompt
+  // prefix shared by many sequences, computed once.
+  int fork_sequence(int seq);
   // Finishes a sequence and frees its cache. Later steps on it throw ERR_NLA_SEQUENCE_FINISHED.
   void remove_sequence(int seq);
   bool has_sequence(int seq) const;

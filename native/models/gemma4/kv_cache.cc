@@ -56,6 +56,19 @@ void LayerKv::truncate_from(int32_t p) {
   }
 }
 
+LayerKv LayerKv::clone(Backend& be) const {
+  LayerKv c(cols_, window_);
+  if (rows_ > 0) {
+    c.k_ = be.new_buffer(rows_, cols_);
+    c.v_ = be.new_buffer(rows_, cols_);
+    be.copy(c.k_->tensor(), k());
+    be.copy(c.v_->tensor(), v());
+  }
+  c.pos_ = pos_;
+  c.rows_ = c.cap_ = rows_;
+  return c;
+}
+
 KvCache::KvCache(const HParams& hp) {
   own_last_ = hp.n_layer_own_kv() - 1;
   layers_.reserve(static_cast<size_t>(hp.n_layer_own_kv()));
@@ -67,6 +80,16 @@ void KvCache::advance(int64_t n, int last) {
   n_past_ += static_cast<int32_t>(n);
   const int reached = std::min(last, own_last_);
   depth_ = depth_ < 0 ? reached : std::min(depth_, reached);
+}
+
+std::unique_ptr<KvCache> KvCache::clone(Backend& be) const {
+  std::unique_ptr<KvCache> c(new KvCache(*this, be));
+  return c;
+}
+
+KvCache::KvCache(const KvCache& other, Backend& be) : n_past_(other.n_past_), depth_(other.depth_), own_last_(other.own_last_) {
+  layers_.reserve(other.layers_.size());
+  for (const LayerKv& l : other.layers_) layers_.push_back(l.clone(be));
 }
 
 void KvCache::rollback() {

@@ -33,6 +33,8 @@ class LayerKv {
   void append(Backend& be, Workspace& ws, const Tensor& k, const Tensor& v, int32_t p0);
   // Drops every row at position >= p (undoes the appends of a pass that failed).
   void truncate_from(int32_t p);
+  // A copy in new buffers (a fork of a shared prefix).
+  LayerKv clone(Backend& be) const;
 
  private:
   void make_room(Backend& be, Workspace& ws, int64_t n, int32_t p0);
@@ -46,6 +48,7 @@ class LayerKv {
 class KvCache {
  public:
   explicit KvCache(const HParams& hp);
+  KvCache(KvCache&&) = default;
 
   // The next position: the number of tokens the sequence holds.
   int32_t n_past() const { return n_past_; }
@@ -59,10 +62,13 @@ class KvCache {
   void advance(int64_t n, int last);
   // Undoes whatever a failed pass appended (every row at position >= n_past()).
   void rollback();
+  // A copy in new buffers: a sequence that continues from this one's tokens (a shared prompt prefix).
+  std::unique_ptr<KvCache> clone(Backend& be) const;
   // Bytes of backend memory held.
   size_t bytes() const;
 
  private:
+  KvCache(const KvCache& other, Backend& be);
   std::vector<LayerKv> layers_;  // one per layer that owns its K/V (0 .. n_layer_own_kv - 1)
   int32_t n_past_ = 0;
   int depth_ = -1;
