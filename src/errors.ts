@@ -15,6 +15,7 @@ export const NLA_ERROR_CODES = [
   'ERR_NLA_ADAPTER_NOT_LOADED', // an adapter that is not (or no longer) loaded on the model
   'ERR_NLA_ADAPTER_IN_USE', // unloading an adapter that a session's sequence is using
   'ERR_NLA_SEQUENCE_FINISHED', // a step on a sequence that was finished (removed)
+  'ERR_NLA_INJECTION', // the AV prompt has no unique injection site (marker missing, repeated, or its neighbours differ)
   'ERR_NLA_HEAD_INVALID', // linear head file malformed, wrong shape or dtype
   'ERR_NLA_UNSAFE_PICKLE', // a .pt pickle asked for something other than a tensor state_dict
   'ERR_NLA_CONTEXT_OVERFLOW', // the prompt is longer than the model's context
