@@ -4,6 +4,7 @@
 //   e2b-q8_0.gguf     idem, q8_0
 //   ar-adapter/       AR-shaped PEFT adapter: r=64, alpha=128, q/k/v/o (k/v only on layers 0-14), linear head
 //                     (+ lora.gguf, the same LoRA for llama.cpp)
+//   av-adapter/       AV-shaped PEFT adapter: r=64, alpha=128, attention and MLP (+ lora.gguf)
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -74,7 +75,21 @@ function ensureModels({ q8 = true } = {}) {
     });
     s.writeLlamaCppLoraGguf(path.join(tmp, 'lora.gguf'), cfg, adapter);
   });
-  return { config: cfg, f16, q4_k_m: q4, q8_0: q8p, adapterDir, loraGguf: path.join(adapterDir, 'lora.gguf') };
+  const avDir = atomically(path.join(CACHE, 'av-adapter'), (tmp) => {
+    log('writing the AV-shaped adapter (r=64, attention + MLP)...');
+    const adapter = s.writePeftAdapter(tmp, cfg, {
+      rank: 64,
+      alpha: 128,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      dtype: 'F32',
+      seed: 79,
+    });
+    s.writeLlamaCppLoraGguf(path.join(tmp, 'lora.gguf'), cfg, adapter);
+  });
+  return {
+    config: cfg, f16, q4_k_m: q4, q8_0: q8p, adapterDir, loraGguf: path.join(adapterDir, 'lora.gguf'),
+    avDir, avLoraGguf: path.join(avDir, 'lora.gguf'),
+  };
 }
 
 module.exports = { ROOT, CACHE, LLAMA_REF, ensureModels, config, log };

@@ -3,12 +3,18 @@
 //
 //   nla_bench --model M.gguf [--adapter DIR] [--layer 17] [--threads 2] [--lengths 16,64,256]
 //             [--repeat 5] [--warmup 1] [--batch 16] [--batch-length 64] [--seed 1]
+//             [--av DIR --av-template FILE --av-marker T,L,R [--av-steps 120] [--av-batch 16]]
+// With --av: the verbalizer (AV LoRA, all blocks + LM head) on one and on av-batch activations: a call that
+// generates one token (prefill) and one that generates av-steps (no end-of-generation token, so every call runs
+// to the limit); decode rate = (steps − 1) / (time − prefill time). The AR adapter stays loaded on the same model
+// (the Autoencoder's memory: one base model, both adapters, their caches).
 //
 // Prints one JSON object: load_ms (open + adapter), per-length median/all times, the batch time, peak RSS
 // (getrusage ru_maxrss, i.e. of this whole process) and the kernels in use.
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +25,9 @@
 #include <vector>
 
 #include "runtime/requests.h"
+#include "runtime/verbalizer.h"
+
+#include <fstream>
 
 namespace {
 
@@ -131,6 +140,45 @@ int main(int argc, char** argv) {
       }
       std::printf(",\"batch\":{\"n\":%d,\"length\":%d,\"median_ms\":%.2f,\"ms\":[%s],\"looped_median_ms\":%.2f,\"looped_ms\":[%s]}",
                   batch, batch_len, median(batched), join(batched).c_str(), median(looped), join(looped).c_str());
+    }
+    if (a.count("av")) {
+      std::ifstream tf(a["av-template"], std::ios::binary);
+      const std::string templ((std::istreambuf_iterator<char>(tf)), std::istreambuf_iterator<char>());
+      nla::VerbalizerSpec spec;
+      spec.prompt = model->tokenizer().encode(templ, true, true);
+      std::sscanf(a["av-marker"].c_str(), "%d,%d,%d", &spec.marker.token, &spec.marker.left, &spec.marker.right);
+      spec.adapter_id = model->load_adapter(a["av"]);
+      spec.injection_norm = std::sqrt(static_cast<float>(model->hparams().n_embd));
+      auto av_session = std::make_shared<nla::Session>(model);
+      nla::Verbalizer av(av_session, spec);
+      const int steps = static_cast<int>(num("av-steps", 120)), nb = static_cast<int>(num("av-batch", 16));
+      auto acts = [&](int n) {
+        std::vector<std::vector<float>> v(static_cast<size_t>(n), std::vector<float>(static_cast<size_t>(model->hparams().n_embd)));
+        for (int i = 0; i < n; ++i)
+          for (size_t j = 0; j < v[i].size(); ++j) v[i][j] = std::sin(0.37f * j + 1.3f * i);
+        return v;
+      };
+      auto time_gen = [&](int n, int max_new) {
+        nla::Verbalizer::Options o;
+        o.max_new_tokens = max_new;
+        const auto t = Clock::now();
+        auto r = av.run(acts(n), o);
+        const double ms = ms_since(t);
+        for (const auto& x : r)
+          if (static_cast<int>(x.tokens.size()) != max_new) throw std::runtime_error("a generation stopped early");
+        return ms;
+      };
+      time_gen(1, 2);  // warm-up: the prompt before the marker runs once here
+      std::vector<double> p1, t1, pb, tb;
+      for (int r = 0; r < std::max(1, repeat / 2); ++r) {
+        p1.push_back(time_gen(1, 1));
+        t1.push_back(time_gen(1, steps));
+        pb.push_back(time_gen(nb, 1));
+        tb.push_back(time_gen(nb, steps));
+      }
+      std::printf(",\"av\":{\"prompt_tokens\":%zu,\"site\":%lld,\"steps\":%d,\"batch\":%d,\"prefill1_ms\":%.2f,\"gen1_ms\":%.2f,"
+                  "\"prefillB_ms\":%.2f,\"genB_ms\":%.2f}",
+                  spec.prompt.size(), static_cast<long long>(av.site()), steps, nb, median(p1), median(t1), median(pb), median(tb));
     }
     std::printf(",\"rss_after_load_kb\":%ld,\"peak_rss_kb\":%ld}\n", rss_after_load, peak_rss_kb());
   } catch (const std::exception& e) {

@@ -18,6 +18,8 @@ const LAYER = 17;
 const LENGTHS = [16, 64, 256];
 const BATCH = 16;
 const BATCH_LEN = 64;
+const AV_STEPS = 120;
+const AV_BATCH = 16;
 
 function args() {
   const a = { threads: 2, models: ['q4_k_m', 'q8_0'], repeat: 5, rounds: 2, write: true };
@@ -118,10 +120,11 @@ function runMeasured(bin, argv) {
   return { out: r.stdout, rssKb };
 }
 
-function runNla(bin, model, adapterDir, a) {
+function runNla(bin, model, adapterDir, a, av) {
   const { out, rssKb } = runMeasured(bin, ['--model', model, '--adapter', adapterDir, '--layer', String(LAYER),
     '--threads', String(a.threads), '--lengths', LENGTHS.join(','), '--repeat', String(a.repeat), '--warmup', '1',
-    '--batch', String(BATCH), '--batch-length', String(BATCH_LEN)]);
+    '--batch', String(BATCH), '--batch-length', String(BATCH_LEN),
+    ...(av ? ['--av', av.dir, '--av-template', av.templateFile, '--av-marker', av.marker.join(','), '--av-steps', String(AV_STEPS), '--av-batch', String(AV_BATCH)] : [])]);
   const j = JSON.parse(out);
   j.rss_kb = rssKb ?? j.peak_rss_kb;
   return j;
@@ -131,6 +134,16 @@ function runLlama(model, lora, tokens, { stop = true, repeat, threads, warmup = 
   const argv = ['time', '--model', model, '--lora', lora, '--tokens', tokens.join(','), '--threads', String(threads),
     '--repeat', String(repeat), '--warmup', String(warmup)];
   if (stop) argv.push('--stop-after', `l_out-${LAYER}`);
+  const { out, rssKb } = runMeasured(LLAMA_REF, argv);
+  const j = JSON.parse(out);
+  j.rss_kb = rssKb;
+  return j;
+}
+
+// llama.cpp generating AV_STEPS tokens after the AV prompt with the AV LoRA (its default context), K sequences at once.
+function runLlamaGen(model, lora, tokens, parallel, threads) {
+  const argv = ['decode', '--model', model, '--lora', lora, '--tokens', tokens.join(','), '--steps', String(AV_STEPS),
+    '--parallel', String(parallel), '--default-ctx', '--threads', String(threads)];
   const { out, rssKb } = runMeasured(LLAMA_REF, argv);
   const j = JSON.parse(out);
   j.rss_kb = rssKb;
@@ -166,6 +179,14 @@ async function main() {
   if (!fs.existsSync(LLAMA_REF)) throw new Error(`${LLAMA_REF} is missing: run scripts/setup-reference.sh first (it builds the llama.cpp reference harness)`);
   const m = ensureModels({ q8: a.models.includes('q8_0') });
   const bin = await nlaBench();
+  // The AV prompt as the engine tokenizes it (the synthetic vocabulary), for both sides.
+  const { DEFAULT_AV_TEMPLATE } = require(path.join(ROOT, 'lib', 'verbalizer.js'));
+  const { Tokenizer } = require(path.join(ROOT, 'lib', 'tokenizer.js'));
+  const templateFile = path.join(CACHE, 'av-template.txt');
+  fs.writeFileSync(templateFile, DEFAULT_AV_TEMPLATE);
+  const vocab = m.config.vocab.tokens;
+  const av = { dir: m.avDir, templateFile, marker: [vocab.indexOf('\u3297'), vocab.indexOf('>'), vocab.indexOf('<')] };
+  const avPrompt = Array.from((await Tokenizer.fromGGUF(m.q4_k_m)).encode(DEFAULT_AV_TEMPLATE));
   const results = {};
   const load = [os.loadavg()[0]];
   for (const q of a.models) {
@@ -173,12 +194,15 @@ async function main() {
     const rounds = [];
     for (let r = 0; r < a.rounds; r++) {
       log(`${q}: round ${r + 1}/${a.rounds}: nla-ar...`);
-      const nla = runNla(bin, model, m.adapterDir, a);
+      const nla = runNla(bin, model, m.adapterDir, a, av);
       log(`${q}: round ${r + 1}/${a.rounds}: llama.cpp...`);
       const ref = {};
       for (const L of LENGTHS) ref[L] = runLlama(model, m.loraGguf, prompt(L, 1), { repeat: a.repeat, threads: a.threads });
       ref.full64 = runLlama(model, m.loraGguf, prompt(64, 1), { stop: false, repeat: a.repeat, threads: a.threads });
       ref.batch = runLlama(model, m.loraGguf, prompt(BATCH_LEN, 1001), { repeat: BATCH, threads: a.threads });
+      log(`${q}: round ${r + 1}/${a.rounds}: llama.cpp generation (AV LoRA)...`);
+      ref.gen1 = runLlamaGen(model, m.avLoraGguf, avPrompt, 1, a.threads);
+      ref.genB = runLlamaGen(model, m.avLoraGguf, avPrompt, AV_BATCH, a.threads);
       rounds.push({ nla, ref });
       load.push(os.loadavg()[0]);
     }
@@ -194,6 +218,13 @@ async function main() {
     row.nlaBatch = med((x) => x.nla.batch.median_ms);
     row.nlaLooped = med((x) => x.nla.batch.looped_median_ms);
     row.refBatch = med((x) => x.ref.batch.decode_ms.reduce((s, v) => s + v, 0));
+    // decode rates (tokens/s): generated tokens after the first / the time after the prefill
+    const dec = AV_STEPS - 1;
+    row.nlaGen1 = med((x) => dec / ((x.nla.av.gen1_ms - x.nla.av.prefill1_ms) / 1000));
+    row.nlaGenB = med((x) => (AV_BATCH * dec) / ((x.nla.av.genB_ms - x.nla.av.prefillB_ms) / 1000));
+    row.refGen1 = med((x) => AV_STEPS / (x.ref.gen1.decode_ms / 1000));
+    row.refGenB = med((x) => (AV_BATCH * AV_STEPS) / (x.ref.genB.decode_ms / 1000));
+    row.avPrompt = rounds[0].nla.av.prompt_tokens;
     row.nlaLoad = med((x) => x.nla.load_ms);
     row.refLoad = med((x) => x.ref[64].load_ms);
     row.nlaRss = Math.max(...rounds.map((x) => x.nla.rss_kb)) / 1024;
@@ -250,8 +281,11 @@ function render(results, info, a) {
     lines.push(`| reconstruct 64 tokens, LoRA (llama.cpp full graph) | ${fmt(r.nla64)} ms | ${fmt(r.refFull64)} ms | **${fmt(r.refFull64 / r.nla64, 2)}×** | ≥ 3× |`);
     lines.push(`| throughput, ${BATCH} explanations × ${BATCH_LEN} tokens (llama.cpp stopped) | ${fmt(BATCH / (r.nlaBatch / 1000), 2)} /s | ${fmt(BATCH / (r.refBatch / 1000), 2)} /s | **${fmt(r.refBatch / r.nlaBatch, 2)}×** | ≥ 2× |`);
     lines.push(`| batched vs looped: the same ${BATCH} explanations as one request vs ${BATCH} requests (nla-ar both sides) | ${fmt(BATCH / (r.nlaBatch / 1000), 2)} /s | ${fmt(BATCH / (r.nlaLooped / 1000), 2)} /s (looped) | **${fmt(r.nlaLooped / r.nlaBatch, 2)}×** (looped / batched) |  |`);
+    lines.push(`| AV decode, 1 activation, ${AV_STEPS} tokens after the ${r.avPrompt}-token prompt (AV LoRA; llama.cpp the same without injection) | ${fmt(r.nlaGen1, 1)} tok/s | ${fmt(r.refGen1, 1)} tok/s | **${fmt(r.nlaGen1 / r.refGen1, 2)}×** | ≥ 1.2× |`);
+    lines.push(`| AV decode, ${AV_BATCH} activations together (llama.cpp: ${AV_BATCH} parallel sequences) | ${fmt(r.nlaGenB, 1)} tok/s | ${fmt(r.refGenB, 1)} tok/s | **${fmt(r.nlaGenB / r.refGenB, 2)}×** | ≥ 1.5× |`);
+    lines.push(`| AV batch gain: ${AV_BATCH} together vs 1 (nla-ar both sides) | ${fmt(r.nlaGenB, 1)} tok/s | ${fmt(r.nlaGen1, 1)} tok/s | **${fmt(r.nlaGenB / r.nlaGen1, 2)}×** | ≥ 8× |`);
     lines.push(`| cold load (new process: model + adapter) | ${fmt(r.nlaLoad, 0)} ms | ${fmt(r.refLoad, 0)} ms | ${fmt(r.refLoad / r.nlaLoad, 2)}× | ≤ 2 s |`);
-    lines.push(`| peak RSS (whole process) | ${fmt(r.nlaRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.nlaRss, 2)}× | ≤ 1.5 GB (q4_k_m) |`);
+    lines.push(`| peak RSS (whole process; nla-ar: one base model with the AR and AV adapters, their runs included) | ${fmt(r.nlaRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.nlaRss, 2)}× | ≤ 1.5 GB (q4_k_m) |`);
     lines.push('');
   }
   return lines.join('\n');
