@@ -9,7 +9,6 @@ import { AV_NOT_AVAILABLE, Engine, VERBALIZER_AVAILABLE } from '../server/engine
 import { ServiceError } from '../server/errors';
 import { readDataset, type DatasetRow } from '../eval/dataset';
 import { modelFingerprint } from '../eval/fingerprint';
-import { coordinate } from '../eval/queue';
 import { ResultFile, type ResultMeta } from '../eval/output';
 import { Progress } from '../eval/progress';
 import { evalRows, type EvalConfig } from '../eval/rows';
@@ -131,6 +130,9 @@ export async function main(argv: string[]): Promise<number> {
       const progress = new Progress(data.rows.length, already);
       if (todo.length > 0) {
         if (distributed) {
+          // loaded only here: BullMQ and ioredis are not needed by a local run
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const { coordinate } = require('../eval/queue') as typeof import('../eval/queue');
           await coordinate({
             url: f.queue!,
             model,

@@ -12,6 +12,7 @@ export class Progress {
   private readonly label: string;
   private lastDraw = 0;
   private lastLinePct = -1;
+  private lastLineDone = -1;
   private extra = '';
 
   constructor(total: number, alreadyDone: number, label = 'eval', stream: NodeJS.WriteStream = process.stderr) {
@@ -61,8 +62,9 @@ export class Progress {
       return;
     }
     const pct = this.total ? Math.floor((10 * this.done) / this.total) * 10 : 100;
-    if (force || pct > this.lastLinePct || now - this.lastDraw >= 10_000) {
+    if ((force && this.done !== this.lastLineDone) || pct > this.lastLinePct || now - this.lastDraw >= 10_000) {
       this.lastLinePct = pct;
+      this.lastLineDone = this.done;
       this.lastDraw = now;
       this.stream.write(`${this.label}: ${this.status()}\n`);
     }
