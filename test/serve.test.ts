@@ -284,7 +284,7 @@ describe('routes (no API key)', () => {
 describe('API key (NLA_AR_API_KEY)', () => {
   const body = { explanations: ['a'] };
   test('/v1 routes need `Authorization: Bearer <key>`; wrong, missing or malformed is 401 with WWW-Authenticate', async () => {
-    for (const headers of [{}, { authorization: `Bearer ${KEY}x` }, { authorization: 'Bearer short' }, { authorization: KEY }, { authorization: `Basic ${KEY}` }, { authorization: 'Bearer ' }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: `Bearer ${KEY}x` }, { authorization: 'Bearer short' }, { authorization: KEY }, { authorization: `Basic ${KEY}` }, { authorization: 'Bearer ' }]) {
       const r = await call(authed, '/v1/reconstruct', body, { headers });
       expectError(r, 401, 'ERR_NLA_UNAUTHORIZED');
       expect(r.headers.get('www-authenticate')).toBe('Bearer');

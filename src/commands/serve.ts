@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       maxQueue: f['max-queue'],
       maxBodyBytes: f['max-body-bytes'],
       maxItems: f['max-items'],
-      maxItemTokens: Math.min(f['max-item-tokens'], f['max-batch-tokens']),
+      maxItemTokens: f['max-item-tokens'], // an item over the batch budget runs in a call of its own
       drainTimeoutMs: f['drain-timeout-ms'],
       version: packageVersion(),
     });
