@@ -62,3 +62,19 @@ export function packageVersion(): string {
     return '0.0.0';
   }
 }
+
+/**
+ * The BullMQ scale-out (src/eval/queue.ts). bullmq and ioredis are optional peer dependencies, so that installing
+ * nla-ar for the library or the server does not pull them in; without them `--queue` and `worker` say what to install.
+ */
+export function loadQueue(): typeof import('../eval/queue') {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../eval/queue') as typeof import('../eval/queue');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'MODULE_NOT_FOUND' && /'(bullmq|ioredis)'/.test(err.message))
+      throw new ServiceError('ERR_NLA_NOT_IMPLEMENTED', 'the queue (eval --queue, nla-ar worker) needs BullMQ and ioredis: npm install bullmq ioredis', { cause: e });
+    throw e;
+  }
+}

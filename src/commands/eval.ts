@@ -13,7 +13,7 @@ import { ResultFile, type ResultMeta } from '../eval/output';
 import { Progress } from '../eval/progress';
 import { evalRows, type EvalConfig } from '../eval/rows';
 import { formatSummary, summarize } from '../eval/summary';
-import { deviceFlag, intFlag, parseFlags, runCommand, UsageError } from './common';
+import { deviceFlag, intFlag, loadQueue, parseFlags, runCommand, UsageError } from './common';
 
 export const EVAL_USAGE = `nla-ar eval --model M.gguf --ar DIR --data D.parquet|D.jsonl --out R.jsonl
             [--mode ar|controls|round-trip] [--av DIR]
@@ -130,9 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       const progress = new Progress(data.rows.length, already);
       if (todo.length > 0) {
         if (distributed) {
-          // loaded only here: BullMQ and ioredis are not needed by a local run
-          // eslint-disable-next-line @typescript-eslint/no-require-imports
-          const { coordinate } = require('../eval/queue') as typeof import('../eval/queue');
+          const { coordinate } = loadQueue(); // BullMQ and ioredis are not needed by a local run
           await coordinate({
             url: f.queue!,
             model,

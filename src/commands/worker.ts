@@ -5,8 +5,7 @@
 import { z } from 'zod';
 import { Engine } from '../server/engine';
 import { modelFingerprint } from '../eval/fingerprint';
-import { queueName, work } from '../eval/queue';
-import { deviceFlag, intFlag, parseFlags, runCommand, UsageError } from './common';
+import { deviceFlag, intFlag, loadQueue, parseFlags, runCommand, UsageError } from './common';
 
 export const WORKER_USAGE = `nla-ar worker --queue redis://HOST:PORT/DB --model M.gguf --ar DIR [--av DIR] [--layer 17]
               [--batch 16] [--lock-ms 120000] [--device auto|cpu|cuda] [--threads N]
@@ -50,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { values: f, positionals } = parseFlags(argv, flags, Flags);
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const { queueName, work } = loadQueue();
     const engine = await Engine.load({ model: f.model, ar: f.ar, av: f.av, layer: f.layer, device: f.device, threads: f.threads });
     const model = modelFingerprint({ model: f.model, ar: f.ar, av: f.av, layer: f.layer });
     let w;
