@@ -74,7 +74,8 @@ export class NlaServer {
     this.opts = opts;
     this.metrics = createMetrics();
     this.scheduler = new Scheduler({ maxBatchTokens: opts.maxBatchTokens, batchWindowMs: opts.batchWindowMs, maxQueue: opts.maxQueue }, this.metrics);
-    this.app = Fastify({ logger: false, bodyLimit: opts.maxBodyBytes, return503OnClosing: true, forceCloseConnections: 'idle' });
+    // return503OnClosing off: requests that arrive while closing get our own JSON 503 (the state is 'draining' by then)
+    this.app = Fastify({ logger: false, bodyLimit: opts.maxBodyBytes, return503OnClosing: false, forceCloseConnections: 'idle' });
     this.routes();
   }
 
