@@ -6,6 +6,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as readline from 'node:readline';
 import { NlaError } from '../errors';
 
 export interface DatasetRow {
@@ -120,44 +121,60 @@ async function readParquet(file: string, flags: ColumnFlags): Promise<{ columns:
   const available = new Set(hp.parquetSchema(meta).children.map((c) => c.element.name));
   const columns = resolveColumns(available, flags, file);
   const wanted = [...new Set(Object.values(columns).filter((c): c is string => c !== undefined))];
-  let recs: Record<string, unknown>[];
-  try {
-    recs = (await hp.parquetReadObjects({ file: buf, metadata: meta, columns: wanted })) as Record<string, unknown>[];
-  } catch (e) {
-    throw new NlaError('ERR_NLA_INVALID_ARG', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  const rows: DatasetRow[] = [];
+  // one row group at a time, each turned into Float32Arrays at once: memory stays near the rows' own size
+  let start = 0;
+  for (const rg of meta.row_groups) {
+    const end = start + Number(rg.num_rows);
+    let recs: Record<string, unknown>[];
+    try {
+      recs = (await hp.parquetReadObjects({ file: buf, metadata: meta, columns: wanted, rowStart: start, rowEnd: end })) as Record<string, unknown>[];
+    } catch (e) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    for (const r of recs) rows.push(toRow(rows.length, r, columns));
+    start = end;
   }
-  return { columns, rows: recs.map((r, i) => toRow(i, r, columns)) };
+  return { columns, rows };
 }
 
-function readJsonl(file: string, flags: ColumnFlags): { columns: ColumnFlags; rows: DatasetRow[] } {
-  let textAll: string;
-  try {
-    textAll = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new NlaError('ERR_NLA_IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  const recs: Record<string, unknown>[] = [];
-  const available = new Set<string>();
-  textAll.split('\n').forEach((line, k) => {
-    if (!line.trim()) return;
-    let v: unknown;
+async function readJsonl(file: string, flags: ColumnFlags): Promise<{ columns: ColumnFlags; rows: DatasetRow[] }> {
+  // two streaming passes (column names, then rows), so that no whole-file string or object list is held
+  const lines = async function* () {
+    const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+    let k = 0;
     try {
-      v = JSON.parse(line);
+      for await (const line of rl) {
+        k++;
+        if (!line.trim()) continue;
+        let v: unknown;
+        try {
+          v = JSON.parse(line);
+        } catch (e) {
+          throw new NlaError('ERR_NLA_INVALID_ARG', `${file}:${k}: not JSON (${(e as Error).message})`);
+        }
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new NlaError('ERR_NLA_INVALID_ARG', `${file}:${k}: each line must be a JSON object`);
+        yield v as Record<string, unknown>;
+      }
     } catch (e) {
-      throw new NlaError('ERR_NLA_INVALID_ARG', `${file}:${k + 1}: not JSON (${(e as Error).message})`);
+      if (e instanceof NlaError) throw e;
+      throw new NlaError('ERR_NLA_IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      rl.close();
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new NlaError('ERR_NLA_INVALID_ARG', `${file}:${k + 1}: each line must be a JSON object`);
-    for (const key of Object.keys(v)) available.add(key);
-    recs.push(v as Record<string, unknown>);
-  });
+  };
+  const available = new Set<string>();
+  for await (const rec of lines()) for (const key of Object.keys(rec)) available.add(key);
   const columns = resolveColumns(available, flags, file);
-  return { columns, rows: recs.map((r, i) => toRow(i, r, columns)) };
+  const rows: DatasetRow[] = [];
+  for await (const rec of lines()) rows.push(toRow(rows.length, rec, columns));
+  return { columns, rows };
 }
 
 export async function readDataset(file: string, flags: ColumnFlags, limit?: number): Promise<Dataset> {
   if (!fs.existsSync(file)) throw new NlaError('ERR_NLA_IO', `data set not found: ${file}`);
   const format = /\.parquet$/i.test(file) ? 'parquet' : 'jsonl';
-  const [hash, read] = await Promise.all([hashFile(file), format === 'parquet' ? readParquet(file, flags) : Promise.resolve(readJsonl(file, flags))]);
+  const [hash, read] = await Promise.all([hashFile(file), format === 'parquet' ? readParquet(file, flags) : readJsonl(file, flags)]);
   const rows = limit !== undefined ? read.rows.slice(0, limit) : read.rows;
   const seen = new Set<string>();
   for (const r of rows) {

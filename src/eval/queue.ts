@@ -89,13 +89,16 @@ export async function coordinate(o: CoordinatorOptions): Promise<void> {
       const job = await Job.fromId<ShardJob, ShardResult>(queue, id);
       if (job && (await job.getState()) === 'failed') await job.retry('failed');
     }
-    await queue.addBulk(
-      [...pending].map(([id, s]) => ({
-        name: 'shard',
-        data: { datasetHash: o.datasetHash, shard: Math.floor(s[0].index / o.shardSize), model: o.model, config: o.config, rows: s.map(toWire) },
-        opts: { jobId: id, attempts: o.attempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: false, removeOnFail: false },
-      })),
-    );
+    // in chunks, so that the serialised rows of a large data set are not all in memory at once
+    const entries = [...pending];
+    for (let i = 0; i < entries.length; i += 64)
+      await queue.addBulk(
+        entries.slice(i, i + 64).map(([id, s]) => ({
+          name: 'shard',
+          data: { datasetHash: o.datasetHash, shard: Math.floor(s[0].index / o.shardSize), model: o.model, config: o.config, rows: s.map(toWire) },
+          opts: { jobId: id, attempts: o.attempts, backoff: { type: 'exponential' as const, delay: 1000 }, removeOnComplete: false, removeOnFail: false },
+        })),
+      );
     o.log(`${pending.size} shards of up to ${o.shardSize} rows on queue ${queueName(o.model)}; start workers with the same model files (nla-ar worker --queue ...)`);
     const t0 = Date.now();
     let lastWorkers = -1;

@@ -119,8 +119,16 @@ export class Scheduler {
     const wait = queuedTokens >= this.opts.maxBatchTokens ? 0 : Math.max(0, this.opts.batchWindowMs - waited);
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.runBatch();
+      this.runSafely();
     }, wait);
+  }
+
+  /** A bug in the scheduler fails the requests it held, never the process. */
+  private runSafely(): void {
+    this.runBatch().catch((e) => {
+      this.busy = false;
+      this.abortQueued(e instanceof ServiceError ? e : new ServiceError('ERR_NLA_NOT_READY', `internal scheduler error: ${(e as Error)?.message ?? e}`));
+    });
   }
 
   private take(): Item[] {
@@ -183,7 +191,7 @@ export class Scheduler {
       // what queued meanwhile has waited already: run it now
       this.timer = setTimeout(() => {
         this.timer = null;
-        void this.runBatch();
+        this.runSafely();
       }, 0);
     } else this.settleIdle();
   }
