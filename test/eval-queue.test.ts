@@ -98,5 +98,5 @@ maybe('eval over BullMQ with three workers, one killed mid-shard', () => {
 
     // workers stop cleanly on SIGTERM
     for (const w of others) expect(await stopProc(w)).toBe(0);
-  });
+  }, 300_000);
 });

@@ -25,19 +25,22 @@ const b64 = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLengt
 /** ~550 prompt tokens: about a second of engine time on the test model here. */
 const longExplanation = (i: number) => `<explanation>${i}: ${'the tide came in over the grey stones and '.repeat(35)}</explanation>`;
 
-async function post(server: Server, route: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; headers: Headers; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const r = await fetch(`${server.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+async function post(server: Server, route: string, body: unknown, signal?: AbortSignal, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const r = await fetch(`${server.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal });
   return { status: r.status, headers: r.headers, body: await r.json() };
 }
 
 test('/health is 503 until the weights and adapter are loaded, /v1 routes answer 503 NOT_READY with Retry-After; then 200', async () => {
-  const s = await startServer(common, { NLA_AR_TEST_LOAD_DELAY_MS: '2500' });
+  // --api-key given as a flag this time (test/serve.test.ts uses NLA_AR_API_KEY)
+  const s = await startServer([...common, '--api-key', 'flag-key'], { NLA_AR_TEST_LOAD_DELAY_MS: '2500' });
+  const auth = { authorization: 'Bearer flag-key' };
   try {
+    expect((await post(s, '/v1/reconstruct', { explanations: ['a'] })).status).toBe(401); // auth first, even while loading
     const h = await fetch(`${s.url}/health`);
     expect(h.status).toBe(503);
     expect(await h.json()).toMatchObject({ status: 'loading', ar: false, av: false });
     expect((await fetch(`${s.url}/ready`)).status).toBe(503);
-    const r = await post(s, '/v1/reconstruct', { explanations: ['a'] });
+    const r = await post(s, '/v1/reconstruct', { explanations: ['a'] }, undefined, auth);
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe('ERR_NLA_NOT_READY');
     expect(r.body.error.message).toMatch(/loading/);
@@ -47,7 +50,8 @@ test('/health is 503 until the weights and adapter are loaded, /v1 routes answer
     await waitHealthy(s.url);
     const h2 = await fetch(`${s.url}/health`);
     expect(await h2.json()).toMatchObject({ status: 'ok', ar: true, d_model: files.config.nEmbd });
-    const ok = await post(s, '/v1/reconstruct', { explanations: ['a'] });
+    expect((await post(s, '/v1/reconstruct', { explanations: ['a'] }, undefined, { authorization: 'Bearer NLA_AR_API_KEY' })).status).toBe(401);
+    const ok = await post(s, '/v1/reconstruct', { explanations: ['a'] }, undefined, auth);
     expect(ok.status).toBe(200);
     expect(Float32Array.from(ok.body.reconstructions[0])).toEqual(await ar.reconstruct('a'));
   } finally {
