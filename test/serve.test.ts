@@ -289,6 +289,8 @@ describe('API key (NLA_AR_API_KEY)', () => {
       expectError(r, 401, 'ERR_NLA_UNAUTHORIZED');
       expect(r.headers.get('www-authenticate')).toBe('Bearer');
     }
+    // a percent-encoded or doubled-slash path that still routes to a /v1 route is guarded too
+    for (const p of ['/%761/reconstruct', '/v1//reconstruct', '/v1/reconstruct/', '/v1/reconstruct?x=1']) expectError(await call(authed, p, body), 401, 'ERR_NLA_UNAUTHORIZED');
     // auth comes before the body is looked at
     expectError(await call(authed, '/v1/reconstruct', undefined, { raw: '{broken' }), 401, 'ERR_NLA_UNAUTHORIZED');
     expectError(await call(authed, '/v1/activation', { texts: ['a'] }), 401, 'ERR_NLA_UNAUTHORIZED');

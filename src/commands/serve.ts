@@ -73,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
       batchWindowMs: f['batch-window-ms'],
       maxQueue: f['max-queue'],
       maxBodyBytes: f['max-body-bytes'],
-      maxItems: f['max-items'],
+      maxItems: Math.min(f['max-items'], f['max-queue']), // a request larger than the queue could never be admitted: 413, not 429 for ever
       maxItemTokens: f['max-item-tokens'], // an item over the batch budget runs in a call of its own
       drainTimeoutMs: f['drain-timeout-ms'],
       version: packageVersion(),

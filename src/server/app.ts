@@ -207,7 +207,9 @@ export class NlaServer {
         this.metrics.inFlight.dec();
         if (this.inFlight === 0) for (const w of this.inFlightWaiters.splice(0)) w();
       });
-      if (!req.url.startsWith('/v1/')) return;
+      // by the matched route, not the raw URL: an encoded or oddly spelled path that routes to /v1 is still guarded
+      const route = req.routeOptions?.url;
+      if (!(route?.startsWith('/v1/') || req.url.startsWith('/v1/'))) return;
       if (this.opts.apiKey !== undefined) {
         const h = req.headers.authorization;
         const m = typeof h === 'string' ? /^Bearer (.+)$/.exec(h) : null;
