@@ -30,6 +30,9 @@ Usage:
   nla-ar round-trip  --model M.gguf --adapter DIR --text "source text" --explanation "..." [--activation-layer 23]
   nla-ar tokenize    --model M.gguf (TEXT | --file F) [--no-bos] [--json]
   nla-ar info        --model M.gguf [--adapter DIR] [--json]
+  nla-ar serve       --model M.gguf --ar DIR [--port 8080] [--api-key K] ...   HTTP server with dynamic batching (serve --help)
+  nla-ar eval        --model M.gguf --ar DIR --data D.parquet|D.jsonl --out R.jsonl [--mode ar|controls|round-trip] [--queue redis://…]  (eval --help)
+  nla-ar worker      --queue redis://HOST:PORT/DB --model M.gguf --ar DIR   runs eval shards from the queue (worker --help)
 
 Exit codes: 0 ok, 1 error (the message names the NlaError code), 2 bad usage.`;
 
@@ -219,7 +222,17 @@ async function cmdDemo(values: Values): Promise<void> {
   }
 }
 
+/** Commands with their own flags (src/commands/), loaded only when used. */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const COMMANDS: Record<string, () => { main(argv: string[]): Promise<number> }> = {
+  serve: () => require('./commands/serve'),
+  eval: () => require('./commands/eval'),
+  worker: () => require('./commands/worker'),
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0])) return COMMANDS[argv[0]]().main(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });

@@ -119,7 +119,7 @@ describe('the injection and the decoding loop', () => {
     for (const o of [{ maxTokens: 30 }, { maxTokens: 30, temperature: 0.9, topK: 50, topP: 0.95, seed: 11 }]) {
       const together = await verb.verbalize(acts, o);
       for (let i = 0; i < acts.length; i++) {
-        const alone = await verb.verbalize(acts[i], { ...o, ...('seed' in o ? { seed: o.seed + i } : {}) });
+        const alone = await verb.verbalize(acts[i], { ...o, ...('seed' in o ? { seed: (o.seed ?? 0) + i } : {}) });
         expect({ i, tokens: Array.from(together[i].tokens) }).toEqual({ i, tokens: Array.from(alone.tokens) });
       }
     }
