@@ -43,6 +43,7 @@ Verbalizer::~Verbalizer() {
 }
 
 std::vector<Verbalizer::Result> Verbalizer::run(const std::vector<std::vector<float>>& activations, const Options& o) {
+  std::lock_guard<std::mutex> lock(mu_);
   const Model& model = session_->model();
   const int64_t d = model.hparams().n_embd;
   const int64_t room = session_->max_tokens() - static_cast<int64_t>(spec_.prompt.size());

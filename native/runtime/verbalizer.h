@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,7 @@ class Verbalizer {
   std::shared_ptr<Session> session_;
   VerbalizerSpec spec_;
   int64_t site_ = 0;
+  std::mutex mu_;       // one request at a time (the prefix is set up by the first)
   int prefix_seq_ = 0;  // the prompt before the marker, run once
 };
 
