@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
     nla::ModelOptions mo;
     mo.path = a["model"];
     mo.threads = static_cast<int>(num("threads", 2));
+    // --profile 1: every backend op timed (slightly slower); the per-op report follows each measurement
+    mo.profile = num("profile", 0) != 0;
 
     const auto t0 = Clock::now();
     std::shared_ptr<nla::Model> model = nla::Model::load(mo);
@@ -120,8 +122,10 @@ int main(int argc, char** argv) {
         run({toks});
         if (r >= warmup) times.push_back(ms_since(t));
       }
-      std::printf("%s\"%d\":{\"median_ms\":%.2f,\"ms\":[%s]}", li ? "," : "", lengths[li], median(times),
-                  join(times).c_str());
+      model->profile_json(true);  // the warm-up and timed runs again, profiled alone
+      if (mo.profile) run({toks});
+      std::printf("%s\"%d\":{\"median_ms\":%.2f,\"ms\":[%s],\"profile\":%s}", li ? "," : "", lengths[li], median(times),
+                  join(times).c_str(), model->profile_json(true).c_str());
       std::fflush(stdout);
     }
     std::printf("}");

@@ -3,6 +3,7 @@
 // prompts, same thread count. Writes the table (with machine, date, commit and command) to docs/benchmarks.md.
 //
 //   node bench/run.js [--threads 2] [--models q4_k_m,q8_0] [--repeat 5] [--rounds 2] [--no-write]
+//   node bench/run.js --profile [--threads 2]     per-op profile of a 64- and a 256-token reconstruct (q4_k_m)
 //
 // Every measurement is a fresh process (cold load = open + adapter in a new process, page cache warm).
 // Each round runs nla-ar then llama.cpp back to back; the table takes the median over rounds of each
@@ -22,7 +23,7 @@ const AV_STEPS = 120;
 const AV_BATCH = 16;
 
 function args() {
-  const a = { threads: 2, models: ['q4_k_m', 'q8_0'], repeat: 5, rounds: 2, write: true };
+  const a = { threads: 2, models: ['q4_k_m', 'q8_0'], repeat: 5, rounds: 2, write: true, profile: false };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i++) {
     if (v[i] === '--threads') a.threads = Number(v[++i]);
@@ -30,6 +31,7 @@ function args() {
     else if (v[i] === '--repeat') a.repeat = Number(v[++i]);
     else if (v[i] === '--rounds') a.rounds = Number(v[++i]);
     else if (v[i] === '--no-write') a.write = false;
+    else if (v[i] === '--profile') a.profile = true;
     else throw new Error(`unknown argument ${v[i]}`);
   }
   return a;
@@ -157,7 +159,8 @@ function machine() {
   } catch {}
   const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
   const isa = ['avx512_vnni', 'avx512f', 'avx2'].filter((f) => new RegExp(`\\b${f}\\b`).test(flags));
-  return { model: model || os.cpus()[0]?.model || 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), isa };
+  const mhz = Math.round(Number((/cpu MHz\s*:\s*([\d.]+)/.exec(flags) || [])[1] || 0));
+  return { model: model || os.cpus()[0]?.model || 'unknown', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), isa, mhz };
 }
 
 function commit() {
@@ -174,11 +177,57 @@ function fmt(x, d = 1) {
   return x == null || Number.isNaN(x) ? '—' : x.toFixed(d);
 }
 
+// The per-op profile: nla_bench with every backend op timed, one profiled run per length after the timed ones.
+async function profile(a, m, bin) {
+  const { out } = runMeasured(bin, ['--model', m.q4_k_m, '--adapter', m.adapterDir, '--layer', String(LAYER), '--threads', String(a.threads),
+    '--lengths', '64,256', '--repeat', '2', '--warmup', '1', '--batch', '0', '--profile', '1']);
+  const j = JSON.parse(out);
+  const mc = machine();
+  const mhz = mc.mhz || 0;
+  // Peak int8 throughput assumed: 128 int8 operations (64 multiply-adds) per cycle and core — two 256-bit
+  // vpmaddubsw (AVX2) or one 512-bit vpdpbusd (AVX-512 VNNI) per cycle.
+  const peak = (128 * a.threads * mhz * 1e6) / 1e9;
+  const lines = [];
+  lines.push(`Measured ${new Date().toISOString()} on **${mc.model}** (${mc.isa.join(', ')}, ${mhz ? `${mhz} MHz reported` : 'clock unknown'}), ${a.threads} threads, ` +
+    `commit \`${commit()}\`, q4_k_m model with the AR LoRA, blocks 0–${LAYER}; every op timed on the calling thread (command: \`npm run bench -- --profile\`). ` +
+    `int8 peak assumed ${peak ? peak.toFixed(0) : '?'} GOPS (128 int8 ops per cycle and core × ${a.threads} × the reported clock).`);
+  for (const L of ['64', '256']) {
+    const p = j.lengths[L].profile;
+    const total = Object.values(p.ops).reduce((s, o) => s + o.seconds, 0);
+    lines.push('');
+    lines.push(`#### ${L} tokens: ${fmt(j.lengths[L].median_ms)} ms per reconstruct (timed runs), ${fmt(total * 1000)} ms in ops in the profiled run`);
+    lines.push('');
+    lines.push('| op class | calls | ms | share | achieved | of int8 peak |');
+    lines.push('|---|---:|---:|---:|---:|---:|');
+    const rows = Object.entries(p.ops).sort((x, y) => y[1].seconds - x[1].seconds);
+    for (const [name, o] of rows) {
+      const gops = o.ops / o.seconds / 1e9, gbs = o.bytes / o.seconds / 1e9;
+      const perf = o.ops > 0 ? `${fmt(gops, 1)} GOPS, ${fmt(gbs, 2)} GB/s` : `${fmt(gbs, 2)} GB/s`;
+      const ofPeak = name.startsWith('matmul:') && peak ? `${fmt((100 * gops) / peak, 0)} %` : '';
+      lines.push(`| ${name} | ${o.calls} | ${fmt(o.seconds * 1000, 2)} | ${fmt((100 * o.seconds) / total, 1)} % | ${perf} | ${ofPeak} |`);
+    }
+    const c = p.counters;
+    lines.push(`| (inside the products: activation quantization) | | ${fmt(c['cpu.quantize_seconds'] * 1000, 2)} | ${fmt((100 * c['cpu.quantize_seconds']) / total, 1)} % | | |`);
+    lines.push(`| (thread pool: callers waiting for the last chunks, ${c['cpu.pool_loops']} loops) | | ${fmt(c['cpu.pool_wait_seconds'] * 1000, 2)} | ${fmt((100 * c['cpu.pool_wait_seconds']) / total, 1)} % | | |`);
+  }
+  const md = lines.join('\n');
+  process.stdout.write(md + '\n');
+  if (a.write) {
+    const doc = path.join(ROOT, 'docs', 'benchmarks.md');
+    const old = fs.readFileSync(doc, 'utf8');
+    const marker = '<!-- bench:profile -->', end = '<!-- /bench:profile -->';
+    const block = `${marker}\n${md}\n${end}`;
+    fs.writeFileSync(doc, old.includes(marker) ? old.slice(0, old.indexOf(marker)) + block + old.slice(old.indexOf(end) + end.length) : `${old}\n## Profile\n\n${block}\n`);
+    log(`wrote the profile to ${path.relative(ROOT, doc)}`);
+  }
+}
+
 async function main() {
   const a = args();
   if (!fs.existsSync(LLAMA_REF)) throw new Error(`${LLAMA_REF} is missing: run scripts/setup-reference.sh first (it builds the llama.cpp reference harness)`);
-  const m = ensureModels({ q8: a.models.includes('q8_0') });
+  const m = ensureModels({ q8: a.models.includes('q8_0') && !a.profile });
   const bin = await nlaBench();
+  if (a.profile) return profile(a, m, bin);
   // The AV prompt as the engine tokenizes it (the synthetic vocabulary), for both sides.
   const { DEFAULT_AV_TEMPLATE } = require(path.join(ROOT, 'lib', 'verbalizer.js'));
   const { Tokenizer } = require(path.join(ROOT, 'lib', 'tokenizer.js'));

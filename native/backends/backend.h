@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,6 +87,10 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;          // "cpu", "cuda"
   virtual std::string description() const = 0;   // kernels / device in use
+  // Internal counters for profiling (the CPU backend: seconds quantizing activations inside products, seconds
+  // callers waited on the thread pool for the last chunks of a loop).
+  virtual void counters(std::map<std::string, double>& out) const { (void)out; }
+  virtual void reset_counters() {}
 
   virtual std::unique_ptr<Workspace> new_workspace() = 0;
   virtual std::unique_ptr<Buffer> new_buffer(int64_t rows, int64_t cols) = 0;

@@ -101,7 +101,17 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   if (sleeping_.load() > 0) cv_start_.notify_all();
   run_chunks(0);
   // Wait for the workers (spin first: they are usually finishing their last chunk).
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto waited = std::chrono::steady_clock::now();
+  struct Count {
+    ThreadPool* p;
+    std::chrono::steady_clock::time_point t0;
+    ~Count() {
+      p->loops_.fetch_add(1, std::memory_order_relaxed);
+      p->wait_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()),
+                            std::memory_order_relaxed);
+    }
+  } count{this, waited};
+  const auto until = waited + kSpin;
   int spins = 0;
   while (pending_.load(std::memory_order_acquire) != 0) {
     NLA_PAUSE();

@@ -18,6 +18,13 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
+  // Profiling: loops run on the pool, and the time their callers waited for the other threads' last chunks.
+  uint64_t loops() const { return loops_.load(std::memory_order_relaxed); }
+  uint64_t wait_ns() const { return wait_ns_.load(std::memory_order_relaxed); }
+  void reset_counters() {
+    loops_.store(0);
+    wait_ns_.store(0);
+  }
   // Splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end, thread_index)
   // on all threads (the caller takes part); chunks are handed out dynamically (a few per thread), so a
   // thread slowed by other load on the machine takes fewer. Returns when every chunk is done.
@@ -39,6 +46,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<int> sleeping_{0};
+  std::atomic<uint64_t> loops_{0}, wait_ns_{0};
   bool stop_ = false;
 };
 

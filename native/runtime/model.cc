@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "backends/profile.h"
+
 namespace nla {
 
 std::shared_ptr<Model> Model::load(const ModelOptions& options) {
@@ -27,7 +29,13 @@ std::shared_ptr<Model> Model::load(const ModelOptions& options) {
   } else {
     throw Error(code::INVALID_ARG, "unknown device '" + options.device + "' (expected cpu or cuda)");
   }
+  if (options.profile) m->backend_ = std::make_unique<ProfilingBackend>(std::move(m->backend_));
   return m;
+}
+
+std::string Model::profile_json(bool reset) const {
+  auto* p = dynamic_cast<ProfilingBackend*>(backend_.get());
+  return p ? p->report_json(reset) : "{}";
 }
 
 Model::~Model() = default;

@@ -22,6 +22,7 @@ struct ModelOptions {
   int threads = 0;              // 0: all hardware threads
   std::string device = "cpu";   // "cpu" or "cuda"
   GeluMode gelu = GeluMode::Exact;
+  bool profile = false;         // time every backend operation (backends/profile.h)
 };
 
 class Model {
@@ -36,6 +37,9 @@ class Model {
   const gemma4::Tokenizer& tokenizer() const { return *tokenizer_; }
   Backend& backend() const { return *backend_; }
   const ModelOptions& options() const { return options_; }  // threads: the number in use
+  // With options.profile: the per-op times and work so far as JSON (backends/profile.h); reset: start over.
+  // Without: "{}".
+  std::string profile_json(bool reset) const;
 
   // Adapters, by id (ids are never reused). load_adapter reads a PEFT folder and checks it against the model.
   int load_adapter(const std::string& dir);

@@ -4,6 +4,8 @@
 // (quantized activations, the LoRA's inner product) are per calling thread, and the pool takes one loop at
 // a time, so sessions on different threads share the backend without a lock around a pass.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -91,6 +93,16 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int n_threads) : pool_(n_threads), k_(cpu::kernels()) {}
 
   std::string name() const override { return "cpu"; }
+  void counters(std::map<std::string, double>& out) const override {
+    out["cpu.quantize_seconds"] = static_cast<double>(quantize_ns_.load()) * 1e-9;
+    out["cpu.pool_loops"] = static_cast<double>(pool_.loops());
+    out["cpu.pool_wait_seconds"] = static_cast<double>(pool_.wait_ns()) * 1e-9;
+    out["cpu.threads"] = pool_.size();
+  }
+  void reset_counters() override {
+    quantize_ns_.store(0);
+    pool_.reset_counters();
+  }
   std::string description() const override {
     return "cpu (" + std::to_string(pool_.size()) + " threads, " + k_.name + " kernels)";
   }
@@ -131,6 +143,7 @@ class CpuBackend final : public Backend {
     const cpu::GemmFn g = k_.gemm[id];
     const uint8_t* xq;
     size_t xrow, xgroup = 0;
+    const auto tq = std::chrono::steady_clock::now();
     if (tr.vec_dot_type == GgmlType::F32) {
       xq = reinterpret_cast<const uint8_t*>(x.data);
       xrow = sizeof(float) * static_cast<size_t>(x.stride);
@@ -157,6 +170,9 @@ class CpuBackend final : public Backend {
       });
       xq = q;
     }
+    if (tr.vec_dot_type != GgmlType::F32)
+      quantize_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - tq).count()),
+                             std::memory_order_relaxed);
     if (g) {
       // Chunks of whole 16-row groups (the AVX-512 k-quant kernels work on 16 rows at a time).
       pool_.parallel_for((n_out + 15) / 16, 1, [&](int64_t gb, int64_t ge, int) {
@@ -350,6 +366,7 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   const cpu::Kernels& k_;
+  std::atomic<uint64_t> quantize_ns_{0};
 };
 
 }  // namespace
