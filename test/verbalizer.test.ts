@@ -313,5 +313,5 @@ describeRef('decoding vs llama.cpp with the AV LoRA (no injection)', () => {
       s.close();
       m.unloadAdapter(a);
     }
-  });
+  }, 300_000);
 });

@@ -78,6 +78,15 @@ class CpuBuffer final : public Buffer {
   std::vector<float> data_;
 };
 
+// The smallest chunk worth handing to another thread: about 30 µs of work (a hand-off and the wait for the
+// slowest thread cost several µs, more on a loaded machine). Small ops (decode steps of small models) then run on
+// the calling thread alone; every result is the same either way (rows never depend on the thread split).
+constexpr double kMinChunkWork = 1 << 16;  // multiply-adds (or element operations)
+int64_t grain_for(double work_per_item, int64_t at_least = 1) {
+  const double g = std::ceil(kMinChunkWork / std::max(1.0, work_per_item));
+  return std::max<int64_t>(at_least, static_cast<int64_t>(std::min(g, 1e12)));
+}
+
 // Per-thread temporaries of one call (quantized activations, the LoRA's x·Aᵀ).
 std::vector<uint8_t>& thread_qbuf() {
   thread_local std::vector<uint8_t> b;
@@ -118,7 +127,7 @@ class CpuBackend final : public Backend {
 
   void get_rows(const WeightMatrix& table, const int32_t* ids, int64_t c0, float scale, const Tensor& out) override {
     const auto& tr = type_traits(table.type);
-    pool_.parallel_for(out.rows, 1, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(out.rows, grain_for(static_cast<double>(table.in)), [&](int64_t b, int64_t e, int) {
       std::vector<float> row(static_cast<size_t>(table.in));
       for (int64_t i = b; i < e; ++i) {
         tr.to_float(table.row(ids[i]), row.data(), table.in);
@@ -154,7 +163,7 @@ class CpuBackend final : public Backend {
       const int64_t groups = n / 256;
       qbuf.resize(xgroup * static_cast<size_t>(groups));
       uint8_t* q = qbuf.data();
-      pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+      pool_.parallel_for(T, grain_for(4.0 * static_cast<double>(n)), [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t)
           for (int64_t gi = 0; gi < groups; ++gi) quantize(x.row(t) + 256 * gi, q + xgroup * gi + xrow * t, 256);
       });
@@ -165,7 +174,7 @@ class CpuBackend final : public Backend {
       xgroup = row_size(tr.vec_dot_type, 256 % dt.block_size == 0 ? 256 : dt.block_size);
       qbuf.resize(xrow * T);
       uint8_t* q = qbuf.data();
-      pool_.parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+      pool_.parallel_for(T, grain_for(4.0 * static_cast<double>(n)), [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) quantize(x.row(t), q + xrow * t, n);
       });
       xq = q;
@@ -175,13 +184,13 @@ class CpuBackend final : public Backend {
                              std::memory_order_relaxed);
     if (g) {
       // Chunks of whole 16-row groups (the AVX-512 k-quant kernels work on 16 rows at a time).
-      pool_.parallel_for((n_out + 15) / 16, 1, [&](int64_t gb, int64_t ge, int) {
+      pool_.parallel_for((n_out + 15) / 16, grain_for(16.0 * static_cast<double>(n) * static_cast<double>(T)), [&](int64_t gb, int64_t ge, int) {
         const int64_t b = gb * 16, e = std::min(n_out, ge * 16);
         g(n, w.row(r0 + b), w.row_bytes, e - b, xq, xrow, xgroup, T, y.data + b, y.stride);
       });
       return;
     }
-    pool_.parallel_for(n_out, 16, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(n_out, grain_for(static_cast<double>(n) * static_cast<double>(T), 16), [&](int64_t b, int64_t e, int) {
       for (int64_t o = b; o < e; ++o) {
         const uint8_t* wrow = w.row(r0 + o);
         for (int64_t t = 0; t < T; ++t) {
@@ -201,21 +210,21 @@ class CpuBackend final : public Backend {
     axb.resize(static_cast<size_t>(T * r));
     float* ax = axb.data();
     if (k_.sgemm_nt) {
-      pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
+      pool_.parallel_for(r, grain_for(static_cast<double>(T) * static_cast<double>(in), 4), [&](int64_t b, int64_t e, int) {
         k_.sgemm_nt(e - b, T, in, p.a + b * in, in, x.data, x.stride, ax + b, r, 1.0f, false);
       });
-      pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
+      pool_.parallel_for(y.cols, grain_for(static_cast<double>(T) * static_cast<double>(r), 64), [&](int64_t b, int64_t e, int) {
         k_.sgemm_nt(e - b, T, r, p.b + b * r, r, ax, r, y.data + b, y.stride, p.scale, true);
       });
       return;
     }
-    pool_.parallel_for(r, 4, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(r, grain_for(static_cast<double>(T) * static_cast<double>(in), 4), [&](int64_t b, int64_t e, int) {
       for (int64_t k = b; k < e; ++k) {
         const float* a = p.a + k * in;
         for (int64_t t = 0; t < T; ++t) ax[t * r + k] = k_.dot_f32(a, x.row(t), in);
       }
     });
-    pool_.parallel_for(y.cols, 64, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(y.cols, grain_for(static_cast<double>(T) * static_cast<double>(r), 64), [&](int64_t b, int64_t e, int) {
       for (int64_t o = b; o < e; ++o) {
         const float* bo = p.b + o * r;
         for (int64_t t = 0; t < T; ++t) y.row(t)[o] += p.scale * k_.dot_f32(bo, ax + t * r, r);
@@ -225,7 +234,7 @@ class CpuBackend final : public Backend {
 
   void rms_norm(const Tensor& x, int64_t group, const float* w, float eps, const Tensor& y) override {
     const int64_t groups = x.cols / group;
-    pool_.parallel_for(x.rows * groups, 8, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(x.rows * groups, grain_for(3.0 * static_cast<double>(group), 8), [&](int64_t b, int64_t e, int) {
       for (int64_t gi = b; gi < e; ++gi) {
         const float* xs = x.row(gi / groups) + (gi % groups) * group;
         float* ys = y.row(gi / groups) + (gi % groups) * group;
@@ -240,7 +249,7 @@ class CpuBackend final : public Backend {
   void rope(const Tensor& x, int64_t head_dim, int64_t n_rot, float base, const float* ff, const int32_t* pos) override {
     const int64_t heads = x.cols / head_dim, half = n_rot / 2;
     const float theta_scale = std::pow(base, -2.0f / static_cast<float>(n_rot));
-    pool_.parallel_for(x.rows, 1, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(x.rows, grain_for(static_cast<double>(x.cols) * 4), [&](int64_t b, int64_t e, int) {
       std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
       for (int64_t t = b; t < e; ++t) {
         float theta = static_cast<float>(pos[t]);  // p · theta_scale^k by repeated products, as ggml does
@@ -268,7 +277,9 @@ class CpuBackend final : public Backend {
     // One work item per (query row, head) over all segments.
     std::vector<int64_t> first(segments.size() + 1, 0);
     for (size_t s = 0; s < segments.size(); ++s) first[s + 1] = first[s] + segments[s].q_rows * n_head;
-    pool_.parallel_for(first.back(), 1, [&](int64_t b, int64_t e, int) {
+    int64_t keys = 0;
+    for (const AttentionSegment& sg : segments) keys = std::max(keys, sg.keys);
+    pool_.parallel_for(first.back(), grain_for(2.0 * static_cast<double>(keys) * head_dim), [&](int64_t b, int64_t e, int) {
       size_t s = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), b) - first.begin()) - 1;
       for (int64_t idx = b; idx < e; ++idx) {
         while (idx >= first[s + 1]) ++s;
@@ -309,7 +320,7 @@ class CpuBackend final : public Backend {
 
   void gelu_mul(const Tensor& gate, const Tensor& up, GeluMode mode, const Tensor& out) override {
     const uint16_t* table = mode == GeluMode::Fp16Table ? gelu_fp16_table().data() : nullptr;
-    pool_.parallel_for(gate.rows, 1, [&](int64_t b, int64_t e, int) {
+    pool_.parallel_for(gate.rows, grain_for(16.0 * static_cast<double>(gate.cols)), [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         const float* g = gate.row(t);
         const float* u = up.data ? up.row(t) : nullptr;
