@@ -9,9 +9,16 @@
 // to the limit); decode rate = (steps − 1) / (time − prefill time). The AR adapter stays loaded on the same model
 // (the Autoencoder's memory: one base model, both adapters, their caches).
 //
+//   nla_bench --evict FILE[,FILE...]   drops the files from the page cache (posix_fadvise DONTNEED) and prints the
+//                                      resident share before and after (mincore), for the cold-start rows.
+//
 // Prints one JSON object: load_ms (open + adapter), per-length median/all times, the batch time, peak RSS
 // (getrusage ru_maxrss, i.e. of this whole process) and the kernels in use.
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -68,9 +75,56 @@ long peak_rss_kb() {
 
 }  // namespace
 
+// The share of a file's pages in the page cache.
+double resident(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return -1;
+  struct stat st{};
+  fstat(fd, &st);
+  double share = -1;
+  if (st.st_size > 0) {
+    void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+    if (p != MAP_FAILED) {
+      const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE)), n = (static_cast<size_t>(st.st_size) + page - 1) / page;
+      std::vector<unsigned char> v(n);
+      if (mincore(p, static_cast<size_t>(st.st_size), v.data()) == 0) {
+        size_t in = 0;
+        for (unsigned char c : v) in += c & 1;
+        share = static_cast<double>(in) / static_cast<double>(n);
+      }
+      munmap(p, static_cast<size_t>(st.st_size));
+    }
+  }
+  close(fd);
+  return share;
+}
+
+int evict(const std::string& list) {
+  std::stringstream ss(list);
+  std::string f;
+  std::printf("{");
+  bool first = true;
+  while (std::getline(ss, f, ',')) {
+    const double before = resident(f);
+    const int fd = open(f.c_str(), O_RDONLY);
+    if (fd < 0) {
+      std::fprintf(stderr, "nla_bench: cannot open %s\n", f.c_str());
+      return 1;
+    }
+    fdatasync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    std::printf("%s\"%s\":{\"before\":%.3f,\"after\":%.3f}", first ? "" : ",", f.c_str(), before, resident(f));
+    first = false;
+  }
+  std::printf("}\n");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::map<std::string, std::string> a;
   for (int i = 1; i + 1 < argc; i += 2) a[std::string(argv[i]).substr(2)] = argv[i + 1];
+  if (a.count("evict")) return evict(a["evict"]);
   auto num = [&](const char* k, long d) { return a.count(k) ? std::atol(a[k].c_str()) : d; };
   if (!a.count("model")) {
     std::fprintf(stderr, "usage: nla_bench --model M.gguf [--adapter DIR] [--layer 17] [--threads 2] ...\n");
@@ -96,6 +150,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     std::shared_ptr<nla::Model> model = nla::Model::load(mo);
     const int adapter = a.count("adapter") ? model->load_adapter(a["adapter"]) : 0;
+    model->prefetch(layer);  // as Reconstructor.load does
     nla::Session session(model);
     const double load_ms = ms_since(t0);
     const long rss_after_load = peak_rss_kb();
@@ -117,15 +172,17 @@ int main(int argc, char** argv) {
     for (size_t li = 0; li < lengths.size(); ++li) {
       const std::vector<int32_t> toks = prompt(lengths[li], seed, vocab);
       std::vector<double> times;
+      double first_ms = -1;
       for (int r = 0; r < warmup + repeat; ++r) {
         const auto t = Clock::now();
         run({toks});
+        if (first_ms < 0) first_ms = ms_since(t);
         if (r >= warmup) times.push_back(ms_since(t));
       }
       model->profile_json(true);  // the warm-up and timed runs again, profiled alone
       if (mo.profile) run({toks});
-      std::printf("%s\"%d\":{\"median_ms\":%.2f,\"ms\":[%s],\"profile\":%s}", li ? "," : "", lengths[li], median(times),
-                  join(times).c_str(), model->profile_json(true).c_str());
+      std::printf("%s\"%d\":{\"median_ms\":%.2f,\"ms\":[%s],\"first_ms\":%.2f,\"profile\":%s}", li ? "," : "", lengths[li],
+                  median(times), join(times).c_str(), first_ms, model->profile_json(true).c_str());
       std::fflush(stdout);
     }
     std::printf("}");

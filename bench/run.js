@@ -152,6 +152,30 @@ function runLlamaGen(model, lora, tokens, parallel, threads) {
   return j;
 }
 
+// Cold start: the model and adapter dropped from the page cache, then a new process loads them and runs one
+// 64-token reconstruct (nla-ar) / one decode stopped after l_out-17 (llama.cpp).
+function evict(bin, files) {
+  const r = spawnSync(bin, ['--evict', files.join(',')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`evict failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function coldStart(bin, model, m, a) {
+  const files = [model, ...fs.readdirSync(m.adapterDir).map((f) => path.join(m.adapterDir, f))];
+  const ev1 = evict(bin, files);
+  const nla = runMeasured(bin, ['--model', model, '--adapter', m.adapterDir, '--layer', String(LAYER), '--threads', String(a.threads),
+    '--lengths', '64', '--repeat', '1', '--warmup', '0', '--batch', '0']);
+  const n = JSON.parse(nla.out);
+  const ev2 = evict(bin, files);
+  const ref = runLlama(model, m.loraGguf, prompt(64, 1), { repeat: 1, warmup: 0, threads: a.threads });
+  const resid = (e) => Math.max(...Object.values(e).map((x) => x.after));
+  return {
+    nla: n.load_ms + n.lengths[64].first_ms,
+    ref: ref.load_ms + ref.decode_ms[0],
+    residentAfterEvict: Math.max(resid(ev1), resid(ev2)),
+  };
+}
+
 function machine() {
   let model = '';
   try {
@@ -252,7 +276,9 @@ async function main() {
       log(`${q}: round ${r + 1}/${a.rounds}: llama.cpp generation (AV LoRA)...`);
       ref.gen1 = runLlamaGen(model, m.avLoraGguf, avPrompt, 1, a.threads);
       ref.genB = runLlamaGen(model, m.avLoraGguf, avPrompt, AV_BATCH, a.threads);
-      rounds.push({ nla, ref });
+      log(`${q}: round ${r + 1}/${a.rounds}: cold starts...`);
+      const cold = coldStart(bin, model, m, a);
+      rounds.push({ nla, ref, cold });
       load.push(os.loadavg()[0]);
     }
     const med = (f) => median(rounds.map(f));
@@ -274,6 +300,9 @@ async function main() {
     row.refGen1 = med((x) => AV_STEPS / (x.ref.gen1.decode_ms / 1000));
     row.refGenB = med((x) => (AV_BATCH * AV_STEPS) / (x.ref.genB.decode_ms / 1000));
     row.avPrompt = rounds[0].nla.av.prompt_tokens;
+    row.nlaCold = med((x) => x.cold.nla);
+    row.refCold = med((x) => x.cold.ref);
+    row.coldResident = Math.max(...rounds.map((x) => x.cold.residentAfterEvict));
     row.nlaLoad = med((x) => x.nla.load_ms);
     row.refLoad = med((x) => x.ref[64].load_ms);
     row.nlaRss = Math.max(...rounds.map((x) => x.nla.rss_kb)) / 1024;
@@ -333,7 +362,8 @@ function render(results, info, a) {
     lines.push(`| AV decode, 1 activation, ${AV_STEPS} tokens after the ${r.avPrompt}-token prompt (AV LoRA; llama.cpp the same without injection) | ${fmt(r.nlaGen1, 1)} tok/s | ${fmt(r.refGen1, 1)} tok/s | **${fmt(r.nlaGen1 / r.refGen1, 2)}×** | ≥ 1.2× |`);
     lines.push(`| AV decode, ${AV_BATCH} activations together (llama.cpp: ${AV_BATCH} parallel sequences) | ${fmt(r.nlaGenB, 1)} tok/s | ${fmt(r.refGenB, 1)} tok/s | **${fmt(r.nlaGenB / r.refGenB, 2)}×** | ≥ 1.5× |`);
     lines.push(`| AV batch gain: ${AV_BATCH} together vs 1 (nla-ar both sides) | ${fmt(r.nlaGenB, 1)} tok/s | ${fmt(r.nlaGen1, 1)} tok/s | **${fmt(r.nlaGenB / r.nlaGen1, 2)}×** | ≥ 8× |`);
-    lines.push(`| cold load (new process: model + adapter) | ${fmt(r.nlaLoad, 0)} ms | ${fmt(r.refLoad, 0)} ms | ${fmt(r.refLoad / r.nlaLoad, 2)}× | ≤ 2 s |`);
+    lines.push(`| cold start: files evicted from the page cache (resident after: ${fmt(100 * r.coldResident, 0)} %), new process, load + first 64-token reconstruct | ${fmt(r.nlaCold, 0)} ms | ${fmt(r.refCold, 0)} ms | ${fmt(r.refCold / r.nlaCold, 2)}× | ≤ 3 s, ≤ 2× llama.cpp's |`);
+    lines.push(`| warm load (new process: model + adapter, page cache warm) | ${fmt(r.nlaLoad, 0)} ms | ${fmt(r.refLoad, 0)} ms | ${fmt(r.refLoad / r.nlaLoad, 2)}× | ≤ 150 ms |`);
     lines.push(`| peak RSS (whole process; nla-ar: one base model with the AR and AV adapters, their runs included) | ${fmt(r.nlaRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.nlaRss, 2)}× | ≤ 1.5 GB (q4_k_m) |`);
     lines.push('');
   }

@@ -203,6 +203,8 @@ export interface NativeModel extends NativeRequests {
   unloadAdapter(adapter: NativeAdapter): void;
   forward(prompts: Int32Array[], options: NativeForwardOptions, abortFlag?: Int32Array): Promise<NativeCapture[][]>;
   createSession(options?: { maxTokens?: number }): NativeSession;
+  /** Reads ahead (large sequential reads) the weights a pass through blocks 0..lastLayer reads; resolves to the bytes. */
+  prefetch(lastLayer: number): Promise<number>;
   close(): void;
 }
 

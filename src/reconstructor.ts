@@ -182,6 +182,8 @@ export class Reconstructor implements AsyncDisposable {
       if (head && (head.inDim !== info.nEmbd))
         throw new NlaError('ERR_NLA_HEAD_INVALID', `the head reads ${head.inDim} values but the model's d_model is ${info.nEmbd}`);
       const nativeHead = head instanceof LinearHead ? binding.createHead(head.weight, head.bias, head.inDim, head.outDim) : null;
+      // the blocks the AR runs, read ahead in large sequential reads (a cold page cache otherwise faults them in page by page)
+      await native.prefetch(opts.layer);
       return new Reconstructor(native, adapter, head, nativeHead, headPath, opts, template, backend, reasons, ownsModel);
     }
   }

@@ -180,6 +180,7 @@ export class Verbalizer implements AsyncDisposable {
       warnings.push(`the adapter ${adapterInfo.dir} has no MLP (gate/up/down) deltas: the released AV adapts attention and MLP; is this an AR adapter?`);
     if (sidecar?.dModel !== undefined && sidecar.dModel !== model.nEmbd)
       warnings.push(`${sidecar.path} says d_model ${sidecar.dModel} but the model's is ${model.nEmbd}`);
+    await native.prefetch(model.nLayer - 1); // every block (see Reconstructor.attach)
     const session = native.createSession({ maxTokens });
     let verbalizer: NativeVerbalizer;
     try {

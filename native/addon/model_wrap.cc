@@ -23,7 +23,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                       InstanceMethod("unloadAdapter", &ModelWrap::UnloadAdapter),
                       InstanceMethod("forward", &ModelWrap::Forward), InstanceMethod("hiddenStates", &ModelWrap::HiddenStates),
                       InstanceMethod("reconstruct", &ModelWrap::Reconstruct),
-                      InstanceMethod("createSession", &ModelWrap::CreateSession), InstanceMethod("close", &ModelWrap::Close)});
+                      InstanceMethod("createSession", &ModelWrap::CreateSession), InstanceMethod("prefetch", &ModelWrap::Prefetch),
+                      InstanceMethod("close", &ModelWrap::Close)});
 }
 
 std::shared_ptr<nla::Model> ModelWrap::live(Napi::Env env) const {
@@ -251,6 +252,20 @@ Napi::Value ModelWrap::CreateSession(const Napi::CallbackInfo& info) {
   Napi::Object obj = env.GetInstanceData<AddonData>()->session_ctor.New({});
   SessionWrap::Unwrap(obj)->session = s;
   return obj;
+}
+
+// prefetch(lastLayer) -> Promise<bytes>: reads ahead the weights a pass through blocks 0..lastLayer reads.
+Napi::Value ModelWrap::Prefetch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<nla::Model> m = live(env);
+  const int last = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : m->hparams().n_layer - 1;
+  auto bytes = std::make_shared<size_t>(0);
+  Job* job = new Job(
+      env, "nla-ar:prefetch", [m, last, bytes] { *bytes = m->prefetch(last); },
+      [bytes](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(*bytes)); });
+  job->Keep(info.This());
+  job->Queue();
+  return job->Promise();
 }
 
 // Drops this handle's reference; sessions and jobs in flight keep the model alive until they finish.

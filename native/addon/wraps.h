@@ -33,6 +33,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value HiddenStates(const Napi::CallbackInfo& info);
   Napi::Value Reconstruct(const Napi::CallbackInfo& info);
   Napi::Value CreateSession(const Napi::CallbackInfo& info);
+  Napi::Value Prefetch(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 };
 

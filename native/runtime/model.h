@@ -41,6 +41,10 @@ class Model {
   // Without: "{}".
   std::string profile_json(bool reset) const;
 
+  // Reads ahead what a pass through blocks 0..last reads in full (large sequential reads, in file order), so a
+  // first pass from a cold page cache does not fault the weights in page by page. Returns the bytes covered.
+  size_t prefetch(int last) const;
+
   // Adapters, by id (ids are never reused). load_adapter reads a PEFT folder and checks it against the model.
   int load_adapter(const std::string& dir);
   // The adapter with this id; throws ERR_NLA_ADAPTER_NOT_LOADED for an id that is not (or no longer) loaded.

@@ -1,5 +1,6 @@
 #include "models/gemma4/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -254,6 +255,21 @@ std::pair<int64_t, int64_t> Weights::projection_shape(int il, int target) const 
     case LoraTarget::DOWN: return {hp_.n_ff[il], hp_.n_embd};
     default: return {0, 0};
   }
+}
+
+std::vector<std::pair<const uint8_t*, size_t>> Weights::ranges_for(int last) const {
+  std::vector<std::pair<const uint8_t*, size_t>> r;
+  auto add = [&](const Matrix& m) {
+    if (m) r.emplace_back(m.data, static_cast<size_t>(m.out) * m.row_bytes);
+  };
+  add(per_layer_model_proj);
+  for (int il = 0; il <= last && il < hp_.n_layer; ++il) {
+    const Layer& l = layers_[il];
+    for (const Matrix* mm : {&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_qkv, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.inp_gate, &l.proj})
+      add(*mm);
+  }
+  std::sort(r.begin(), r.end());
+  return r;
 }
 
 std::string Weights::weight_types_summary() const {

@@ -74,6 +74,9 @@ class Weights {
 
   // The {in, out} shape of the projection a LoRA target names at layer il ({0,0}: absent), for validation.
   std::pair<int64_t, int64_t> projection_shape(int il, int target) const;
+  // The byte ranges (in the mapping) of the matrices a pass through blocks 0..last reads in full (the embedding
+  // tables are read by row and left out), in file order: what to read ahead before a first pass.
+  std::vector<std::pair<const uint8_t*, size_t>> ranges_for(int last) const;
   // Histogram of the matrix formats used by the blocks the engine runs, e.g. "q4_K:120,q6_K:21".
   std::string weight_types_summary() const;
 
