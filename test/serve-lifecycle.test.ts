@@ -74,7 +74,12 @@ test('a model that cannot be loaded: the process says why and exits 1', async ()
 });
 
 test('--av DIR loads the verbalizer next to the AR: /health says av: true; an --av folder that is missing or is not an AV exits 1 saying why', async () => {
-  const s = await startServer([...common, '--av', files.av]);
+  // the AR folder has no nla_meta.yaml naming the marker of this vocabulary: the released ids are not in it
+  const [s, missing, wrong] = await Promise.all([
+    startServer([...common, '--av', files.av]),
+    startServer([...common, '--av', files.av + '.missing']),
+    startServer([...common, '--av', files.adapter]),
+  ]);
   try {
     await waitHealthy(s.url);
     expect(await (await fetch(`${s.url}/health`)).json()).toMatchObject({ status: 'ok', ar: true, av: true, d_model: files.config.nEmbd });
@@ -82,11 +87,8 @@ test('--av DIR loads the verbalizer next to the AR: /health says av: true; an --
   } finally {
     expect(await stopProc(s)).toBe(0);
   }
-  const missing = await startServer([...common, '--av', files.av + '.missing']);
   expect(await missing.exited).toBe(1);
   expect(missing.err()).toMatch(/ERR_NLA_IO: adapter folder not found: .*av\.missing/);
-  // the AR folder has no nla_meta.yaml naming the marker of this vocabulary: the released ids are not in it
-  const wrong = await startServer([...common, '--av', files.adapter]);
   expect(await wrong.exited).toBe(1);
   expect(wrong.err()).toMatch(/ERR_NLA_INJECTION: the AV prompt has 0 marker token/);
 });
