@@ -30,7 +30,7 @@ Usage:
   nla-ar round-trip  --model M.gguf --adapter DIR --text "source text" --explanation "..." [--activation-layer 23]
   nla-ar tokenize    --model M.gguf (TEXT | --file F) [--no-bos] [--json]
   nla-ar info        --model M.gguf [--adapter DIR] [--json]
-  nla-ar serve       --model M.gguf --ar DIR [--port 8080] [--api-key K] ...   HTTP server with dynamic batching (serve --help)
+  nla-ar serve       --model M.gguf --ar DIR [--av DIR] [--port 8080] [--api-key K] ...   HTTP server (AR, and the AV with --av) with dynamic batching (serve --help)
   nla-ar eval        --model M.gguf --ar DIR --data D.parquet|D.jsonl --out R.jsonl [--mode ar|controls|round-trip] [--queue redis://…]  (eval --help)
   nla-ar worker      --queue redis://HOST:PORT/DB --model M.gguf --ar DIR   runs eval shards from the queue (worker --help)
 

@@ -2,7 +2,8 @@
  * `nla-ar eval --queue` over a real Redis (its own redis-server on a free loopback port, own temp dir, shut down
  * afterwards) with three `nla-ar worker` processes, one of them killed with SIGKILL in the middle of a shard: the
  * dead worker's shard must be recovered by another worker (stalled-job recovery after --lock-ms), and the results
- * must hold every row exactly once with the same numbers as a single-process run, line for line.
+ * must hold every row exactly once with the same numbers as a single-process run, line for line. Then a sampled
+ * round-trip run (the verbalizer) through a worker started with --av, against a single-process run.
  *
  * The victim holds its shard with the NLA_AR_TEST_SHARD_DELAY_MS hook, so that the kill lands mid-shard for sure.
  * redis-server comes from Debian (scripts/ci-redis.sh installs it in CI); without it the test is skipped locally
@@ -99,4 +100,26 @@ maybe('eval over BullMQ with three workers, one killed mid-shard', () => {
     // workers stop cleanly on SIGTERM
     for (const w of others) expect(await stopProc(w)).toBe(0);
   }, 300_000);
+
+  test('round-trip mode (the AV) through a worker with --av: the same lines as a single-process run', async () => {
+    const rtData = path.join(tmp, 'rt.jsonl');
+    fs.writeFileSync(rtData, fs.readFileSync(data, 'utf8').split('\n').slice(0, 12).join('\n') + '\n');
+    const evalFlags = [...modelFlags, '--av', files.av, '--data', rtData, '--mode', 'round-trip', '--max-tokens', '8', '--temperature', '1', '--seed', '3', '--activation-layer', String(files.config.nLayer - 1)];
+    const single = spawnCli(['eval', ...evalFlags, '--out', path.join(tmp, 'rt-single.jsonl')]);
+    const w = spawnCli(['worker', '--queue', redis.url, ...modelFlags, '--av', files.av, '--batch', '2']);
+    workers.push(w);
+    await w.waitFor(/model hash ([0-9a-f]{64})/);
+    const coord = spawnCli(['eval', ...evalFlags, '--out', path.join(tmp, 'rt-dist.jsonl'), '--queue', redis.url, '--shard-size', '5', '--timeout-s', '120']);
+    const [codeCoord, codeSingle] = await Promise.all([coord.exited, single.exited]);
+    if (codeCoord !== 0) throw new Error(`coordinator exited ${codeCoord}\n${coord.err()}\n${w.err()}`);
+    if (codeSingle !== 0) throw new Error(single.err());
+    const dist = fs.readFileSync(path.join(tmp, 'rt-dist.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const ref = fs.readFileSync(path.join(tmp, 'rt-single.jsonl'), 'utf8').split('\n').filter(Boolean);
+    expect(dist.length).toBe(12);
+    expect([...dist].sort()).toEqual([...ref].sort());
+    expect(dist.filter((l) => /"error"/.test(l))).toEqual([]);
+    expect(dist.every((l) => typeof (JSON.parse(l) as { explanation?: unknown }).explanation === 'string')).toBe(true);
+    expect(coord.err()).toMatch(/3 shards of up to 5 rows/);
+    expect(await stopProc(w)).toBe(0);
+  }, 120_000);
 });

@@ -3,13 +3,13 @@
  * and Parquet written by a Parquet writer library (hyparquet-writer) with a list<float> `activation_vector` column.
  * Every row's numbers must equal the in-process API's exactly (the same float32 vectors through the same metric
  * code), the summary must equal what the rows give, a killed run must resume without repeating or losing a row,
- * and the AV mode must refuse rather than pretend.
+ * and the round-trip mode (the verbalizer, then the AR) must equal the in-process Autoencoder row for row.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Reconstructor, cosine, directionMse, meanActivation, baselineMse, crossRowIdentity, gibberishLike } from '../src';
+import { Autoencoder, Reconstructor, cosine, directionMse, meanActivation, baselineMse, crossRowIdentity, gibberishLike } from '../src';
 import { Progress } from '../src/eval/progress';
 import { ensureLib, ROOT } from './helpers/build';
 import { demoFiles } from './helpers/demo';
@@ -217,14 +217,86 @@ test('column flags choose the columns; a named column that does not exist is an 
   expect(bad.err).toMatch(/--activation-column vec: .* has no such column \(it has id, explanation, alt, activation_vector, text\)/);
 });
 
-test('round-trip mode (AV then AR) refuses until the verbalizer exists', async () => {
-  const noAv = await evalRun([...model, '--data', jsonl, '--out', path.join(tmp, 'rt.jsonl'), '--mode', 'round-trip']);
-  expect(noAv.code).toBe(2);
-  expect(noAv.err).toMatch(/needs the verbalizer: --av DIR/);
-  const withAv = await evalRun([...model, '--data', jsonl, '--out', path.join(tmp, 'rt.jsonl'), '--mode', 'round-trip', '--av', files.adapter]);
-  expect(withAv.code).toBe(1);
-  expect(withAv.err).toMatch(/ERR_NLA_NOT_IMPLEMENTED: --mode round-trip: the verbalizer \(AV\) is not available in this build/);
-  expect(fs.existsSync(path.join(tmp, 'rt.jsonl'))).toBe(false);
+describe('round-trip mode (AV then AR)', () => {
+  let nla: Autoencoder;
+  let rtData: string;
+  const rtSrc: Src[] = [];
+  const rtFlags = ['--mode', 'round-trip', '--av', files.av, '--max-tokens', '12', '--temperature', '1', '--seed', '9'];
+
+  beforeAll(async () => {
+    nla = await Autoencoder.load({ model: files.model, av: files.av, ar: files.adapter, layer: files.layer, activationLayer: actLayer, device: 'cpu', threads: 1 });
+    for (let i = 0; i < 8; i++) rtSrc.push({ id: `row-${i}`, activation_vector: i % 2 ? b64(acts.get(`row-${i}`)!) : Array.from(acts.get(`row-${i}`)!) });
+    for (let i = 0; i < 3; i++) rtSrc.push({ id: `text-${i}`, text: `A plain text number ${i} for the verbalizer.` });
+    rtSrc.push({ id: 'zeros', activation_vector: Array(files.config.nEmbd).fill(0) });
+    rtSrc.push({ id: 'short-vector', activation_vector: [1, 2, 3] });
+    rtData = path.join(tmp, 'rt-data.jsonl');
+    fs.writeFileSync(rtData, rtSrc.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  });
+  afterAll(() => nla?.close());
+
+  test('--mode round-trip needs --av', async () => {
+    const noAv = await evalRun([...model, '--data', rtData, '--out', path.join(tmp, 'rt-none.jsonl'), '--mode', 'round-trip']);
+    expect(noAv.code).toBe(2);
+    expect(noAv.err).toMatch(/needs the verbalizer: --av DIR/);
+    expect(fs.existsSync(path.join(tmp, 'rt-none.jsonl'))).toBe(false);
+  });
+
+  test('texts and activations: each row equals Autoencoder.roundTrip with seed --seed + row index; bad rows are error rows; a killed run resumes to the same lines', async () => {
+    const out = path.join(tmp, 'rt.jsonl');
+    const r = await evalRun([...model, ...rtFlags, '--data', rtData, '--out', out, '--batch', '4', '--json']);
+    if (r.code !== 0) throw new Error(r.err);
+    const rows = readRows(out);
+    expect(rows.map((x) => x.id).sort()).toEqual(rtSrc.map((x) => x.id).sort());
+    // the whole data set in one in-process call: item i samples with seed 9 + i, as row i does in any batch
+    const items = rtSrc.slice(0, 11).map((x) => (x.text !== undefined ? x.text : { activation: acts.get(x.id)! }));
+    const want = await nla.roundTrip(items, { maxTokens: 12, temperature: 1, seed: 9 });
+    expect(new Set(want.map((w) => w.text)).size).toBeGreaterThan(1);
+    for (const row of rows) {
+      if (row.id === 'zeros') {
+        expect(row.error).toEqual({ code: 'ERR_NLA_INVALID_ARG', message: expect.stringMatching(/all zeros/) });
+        continue;
+      }
+      if (row.id === 'short-vector') {
+        expect(row.error.message).toMatch(/3 values, expected d_model/);
+        continue;
+      }
+      const w = want[row.index];
+      expect(row.explanation).toBe(w.text); // what the AR was given: the AV's raw text
+      expect(row.finishReason).toBe(w.finishReason);
+      expect(fromB64(row.reconstruction)).toEqual(w.reconstruction);
+      expect(row.cosine).toBe(w.cosine);
+      expect(row.mse).toBe(w.mse);
+      expect(row.tokens).toBe(ar.tokenize(ar.prompt(w.text)).length);
+      if (rtSrc[row.index].text !== undefined) expect(fromB64(row.activation)).toEqual(w.activation);
+      else expect(row.activation).toBeUndefined();
+    }
+    const summary = JSON.parse(r.out);
+    expect(summary).toMatchObject({ rows: 13, ok: 11, errors: 2, errorCodes: { ERR_NLA_INVALID_ARG: 2 } });
+    expect(summary.cosine.mean).toBeCloseTo(want.reduce((s, w) => s + w.cosine, 0) / want.length, 12);
+
+    // cut after 5 rows and in the middle of the 6th; resumed with another batch size, the rows come out the same
+    const part = path.join(tmp, 'rt-resume.jsonl');
+    const lines = fs.readFileSync(out, 'utf8').split('\n').filter(Boolean);
+    fs.writeFileSync(part, lines.slice(0, 5).join('\n') + '\n' + lines[5].slice(0, 30));
+    fs.copyFileSync(`${out}.meta.json`, `${part}.meta.json`);
+    const again = await evalRun([...model, ...rtFlags, '--data', rtData, '--out', part, '--batch', '3']);
+    if (again.code !== 0) throw new Error(again.err);
+    expect(again.err).toMatch(/resuming, 5 of 13 rows already done/);
+    expect(fs.readFileSync(part, 'utf8').split('\n').filter(Boolean).sort()).toEqual([...lines].sort());
+    // another seed is other settings: refused rather than mixed
+    const other = await evalRun([...model, ...rtFlags.map((a) => (a === '9' ? '10' : a)), '--data', rtData, '--out', out]);
+    expect(other.code).toBe(1);
+    expect(other.err).toMatch(/holds results computed from other settings/);
+  });
+
+  test('greedy (the default temperature): rows equal the in-process round trip', async () => {
+    const out = path.join(tmp, 'rt-greedy.jsonl');
+    const r = await evalRun([...model, '--mode', 'round-trip', '--av', files.av, '--max-tokens', '8', '--data', rtData, '--out', out, '--limit', '4']);
+    if (r.code !== 0) throw new Error(r.err);
+    const rows = readRows(out).sort((a, b) => a.index - b.index);
+    const want = await nla.roundTrip(rtSrc.slice(0, 4).map((x) => ({ activation: acts.get(x.id)! })), { maxTokens: 8 });
+    expect(rows.map((x) => [x.explanation, x.cosine, x.mse, x.reconstruction])).toEqual(want.map((w) => [w.text, w.cosine, w.mse, b64(w.reconstruction)]));
+  });
 });
 
 test('Parquet: a list<float> activation_vector column written by hyparquet-writer round-trips through eval', async () => {

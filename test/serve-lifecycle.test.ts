@@ -3,7 +3,8 @@
  * NLA_AR_TEST_LOAD_DELAY_MS test hook so that the window can be observed) and after; overload (a full queue
  * answers 429 with Retry-After while the admitted requests still get the right numbers); a client that goes away
  * mid-request; and SIGTERM with requests in flight: every request is answered or refused, none is lost, and the
- * process exits 0. Long explanations (hundreds of tokens) keep the engine busy for real; nothing is simulated.
+ * process exits 0; --av loading the verbalizer, or failing clearly. Long explanations (hundreds of tokens) keep the
+ * engine busy for real; nothing is simulated.
  */
 import { Reconstructor } from '../src';
 import { ensureLib } from './helpers/build';
@@ -72,10 +73,24 @@ test('a model that cannot be loaded: the process says why and exits 1', async ()
   expect(s.err()).toMatch(/ERR_NLA_IO: model file not found/);
 });
 
-test('--av refuses clearly: the verbalizer is not available in this build', async () => {
-  const s = await startServer([...common, '--av', files.adapter]);
-  expect(await s.exited).toBe(1);
-  expect(s.err()).toMatch(/ERR_NLA_NOT_IMPLEMENTED: --av: the verbalizer \(AV\) is not available in this build/);
+test('--av DIR loads the verbalizer next to the AR: /health says av: true; an --av folder that is missing or is not an AV exits 1 saying why', async () => {
+  // the AR folder has no nla_meta.yaml naming the marker of this vocabulary: the released ids are not in it
+  const [s, missing, wrong] = await Promise.all([
+    startServer([...common, '--av', files.av]),
+    startServer([...common, '--av', files.av + '.missing']),
+    startServer([...common, '--av', files.adapter]),
+  ]);
+  try {
+    await waitHealthy(s.url);
+    expect(await (await fetch(`${s.url}/health`)).json()).toMatchObject({ status: 'ok', ar: true, av: true, d_model: files.config.nEmbd });
+    expect(s.err()).toMatch(/ready: cpu .*AV loaded/);
+  } finally {
+    expect(await stopProc(s)).toBe(0);
+  }
+  expect(await missing.exited).toBe(1);
+  expect(missing.err()).toMatch(/ERR_NLA_IO: adapter folder not found: .*av\.missing/);
+  expect(await wrong.exited).toBe(1);
+  expect(wrong.err()).toMatch(/ERR_NLA_INJECTION: the AV prompt has 0 marker token/);
 });
 
 describe('under load', () => {

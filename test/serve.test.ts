@@ -5,7 +5,7 @@
  * and off, /metrics and /openapi.json, and that dynamic batching merged concurrent requests (read from /metrics,
  * not from timing) without changing any request's numbers.
  */
-import { Reconstructor, cosine, directionMse } from '../src';
+import { Autoencoder, Reconstructor, cosine, directionMse, type AutoencoderRoundTrip, type Verbalization } from '../src';
 import { ensureLib } from './helpers/build';
 import { demoFiles } from './helpers/demo';
 import { startServer, stopProc, waitHealthy, type Server } from './helpers/serve';
@@ -17,20 +17,30 @@ const common = ['--model', files.model, '--ar', files.adapter, '--layer', String
 const LIMITS = ['--max-items', '4', '--max-item-tokens', '64', '--max-body-bytes', '65536'];
 
 let ar: Reconstructor;
+let nla: Autoencoder;
 let open: Server;
 let authed: Server;
+let avs: Server;
+/** The AV server: 4 items per request; AV prompt + max_tokens at most 400 per item; two 16-token AV items per engine call. */
+const AV_LIMITS = ['--max-items', '4', '--max-item-tokens', '400', '--max-batch-tokens', '400'];
 const KEY = 'k3y-with-some-length-0123456789';
 
 beforeAll(async () => {
   ensureLib();
   ar = await Reconstructor.load({ model: files.model, adapter: files.adapter, layer: files.layer, device: 'cpu', threads: 1 });
-  [open, authed] = await Promise.all([startServer([...common, ...LIMITS]), startServer(common, { NLA_AR_API_KEY: KEY })]);
-  await Promise.all([waitHealthy(open.url), waitHealthy(authed.url)]);
+  nla = await Autoencoder.load({ model: files.model, av: files.av, ar: files.adapter, layer: files.layer, activationLayer: actLayer, device: 'cpu', threads: 1 });
+  [open, authed, avs] = await Promise.all([
+    startServer([...common, ...LIMITS]),
+    startServer(common, { NLA_AR_API_KEY: KEY }),
+    startServer([...common, '--av', files.av, ...AV_LIMITS]),
+  ]);
+  await Promise.all([waitHealthy(open.url), waitHealthy(authed.url), waitHealthy(avs.url)]);
 });
 
 afterAll(async () => {
-  const codes = await Promise.all([open, authed].filter(Boolean).map((s) => stopProc(s)));
+  const codes = await Promise.all([open, authed, avs].filter(Boolean).map((s) => stopProc(s)));
   await ar?.close();
+  await nla?.close();
   expect(codes).toEqual(codes.map(() => 0));
 });
 
@@ -157,10 +167,10 @@ describe('routes (no API key)', () => {
     });
   });
 
-  test('the verbalizer is refused clearly (501), never faked: /v1/verbalize and round trips without explanations', async () => {
+  test('a server started without --av refuses the verbalizer clearly (501), never fakes it: /v1/verbalize and round trips without explanations', async () => {
     const act = Array.from(await ar.activation(texts[0], { layer: actLayer }));
-    expectError(await call(open, '/v1/verbalize', { activations: [act] }), 501, 'ERR_NLA_NOT_IMPLEMENTED', /not available in this build/);
-    expectError(await call(open, '/v1/round-trip', { activations: [act] }), 501, 'ERR_NLA_NOT_IMPLEMENTED', /verbalizer/);
+    expectError(await call(open, '/v1/verbalize', { activations: [act] }), 501, 'ERR_NLA_NOT_IMPLEMENTED', /no verbalizer \(AV\) in this server: start it with --av DIR/);
+    expectError(await call(open, '/v1/round-trip', { activations: [act] }), 501, 'ERR_NLA_NOT_IMPLEMENTED', /verbalizer .*start the server with --av DIR/);
     expectError(await call(open, '/v1/round-trip', { texts: ['x'] }), 501, 'ERR_NLA_NOT_IMPLEMENTED');
   });
 
@@ -301,5 +311,163 @@ describe('API key (NLA_AR_API_KEY)', () => {
 
   test('health, readiness, metrics and the OpenAPI document stay open', async () => {
     for (const p of ['/health', '/ready', '/metrics', '/openapi.json']) expect((await call(authed, p)).status).toBe(200);
+  });
+});
+
+describe('verbalizer (--av)', () => {
+  interface WireVerbalization {
+    text: string;
+    explanation: string;
+    tokens: number;
+    token_ids: number[];
+    finish_reason: string;
+  }
+  const wire = (v: Verbalization): WireVerbalization => ({
+    text: v.text,
+    explanation: v.explanation,
+    tokens: v.tokens.length,
+    token_ids: Array.from(v.tokens),
+    finish_reason: v.finishReason,
+  });
+  const avTexts = ['The harbour was grey and the gulls were loud.', 'def f(x): return x * 2', 'Rain on a tin roof all night.', 'Chapter 3: the tax forms'];
+  let acts: Float32Array[];
+  const sampled = { max_tokens: 16, temperature: 1, top_k: 40, top_p: 0.95, seed: 5 };
+  const sampledOpts = { maxTokens: 16, temperature: 1, topK: 40, topP: 0.95, seed: 5 };
+
+  beforeAll(async () => {
+    acts = await nla.activation(avTexts);
+  });
+
+  test('/health says av: true; /openapi.json documents /v1/verbalize with the sampling options and the response fields', async () => {
+    expect((await call(avs, '/health')).body).toMatchObject({ status: 'ok', ar: true, av: true, d_model: d });
+    const doc = (await call(avs, '/openapi.json')).body;
+    const op = doc.paths['/v1/verbalize'].post;
+    const req = op.requestBody.content['application/json'].schema;
+    expect(req.required).toEqual(['activations']);
+    expect(req.additionalProperties).toBe(false);
+    expect(Object.keys(req.properties).sort()).toEqual(['activations', 'max_tokens', 'seed', 'stop', 'temperature', 'top_k', 'top_p']);
+    const item = op.responses['200'].content['application/json'].schema.properties.verbalizations.items;
+    expect(Object.keys(item.properties).sort()).toEqual(['explanation', 'finish_reason', 'text', 'token_ids', 'tokens']);
+    expect(item.properties.finish_reason.enum).toEqual(['eos', 'length', 'stop']);
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '413', '422', '501']));
+    const rt = doc.paths['/v1/round-trip'].post.requestBody.content['application/json'].schema;
+    for (const k of ['max_tokens', 'temperature', 'top_k', 'top_p', 'seed', 'stop']) expect(rt.properties[k]).toBeDefined();
+  });
+
+  test('POST /v1/verbalize, greedy: float and base64 activations give the in-process Verbalizer\'s tokens exactly; default max_tokens is 120', async () => {
+    const want = await nla.verbalize(acts, { maxTokens: 16 });
+    const r = await call(avs, '/v1/verbalize', { activations: acts.map((a, i) => (i % 2 ? b64(a) : Array.from(a))), max_tokens: 16 });
+    expect(r.status).toBe(200);
+    expect(r.body.verbalizations).toEqual(want.map(wire));
+    // seed, top_k and top_p do not matter to greedy decoding
+    const g2 = await call(avs, '/v1/verbalize', { activations: acts.map(b64), max_tokens: 16, temperature: 0, seed: 77, top_k: 3, top_p: 0.5 });
+    expect(g2.body.verbalizations).toEqual(want.map(wire));
+    const stop = await call(avs, '/v1/verbalize', { activations: [b64(acts[0])], max_tokens: 16, stop: '>>>' });
+    expect(stop.body.verbalizations).toEqual([wire(await nla.verbalize(acts[0], { maxTokens: 16, stop: ['>>>'] }))]);
+    const dflt = await call(avs, '/v1/verbalize', { activations: [b64(acts[1])] });
+    const w = await nla.verbalize(acts[1]);
+    expect(dflt.body.verbalizations).toEqual([wire(w)]);
+    expect(w.tokens.length + (w.finishReason === 'eos' ? 1 : 0)).toBeLessThanOrEqual(120);
+  });
+
+  test('sampling: a fixed seed reproduces and equals the in-process Verbalizer (item i samples with seed + i), also when the request is split over engine calls or sent concurrently with the same seed', async () => {
+    const want = await nla.verbalize(acts, sampledOpts);
+    // the samples are not all alike (greedy decoding of the synthetic model is one repeated token)
+    expect(new Set(want.map((v) => v.text)).size).toBeGreaterThan(1);
+    const body = { activations: acts.map(b64), ...sampled };
+    // 4 items at 154 + 16 tokens each, 400 per engine call: the request is split in two calls
+    const [a, b, c] = await Promise.all([call(avs, '/v1/verbalize', body), call(avs, '/v1/verbalize', body), call(avs, '/v1/verbalize', { ...body, activations: body.activations.slice(0, 2) })]);
+    for (const r of [a, b]) {
+      expect(r.status).toBe(200);
+      expect(r.body.verbalizations).toEqual(want.map(wire));
+    }
+    expect(c.body.verbalizations).toEqual(want.slice(0, 2).map(wire));
+    // item 1 of the seed-5 request is what item 0 gets with seed 6
+    const alone = await call(avs, '/v1/verbalize', { activations: [body.activations[1]], ...sampled, seed: 6 });
+    expect(alone.body.verbalizations[0]).toEqual(wire(want[1]));
+    const other = await call(avs, '/v1/verbalize', { ...body, seed: 1234 });
+    expect(other.body.verbalizations).toEqual((await nla.verbalize(acts, { ...sampledOpts, seed: 1234 })).map(wire));
+    expect(other.body.verbalizations).not.toEqual(want.map(wire));
+  });
+
+  test('bad input: unusable vectors and an all-zero activation are 422, bad options 400, too many items or too many tokens 413; the server stays healthy', async () => {
+    const withNaN = Float32Array.from(acts[0]);
+    withNaN[1] = NaN;
+    const zeros = new Float32Array(d);
+    const m0 = (await call(avs, '/metrics')).text;
+    const cases: [unknown, RegExp][] = [
+      [{ activations: [Array.from(acts[0]).slice(1)] }, new RegExp(`${d - 1} values, expected d_model = ${d}`)],
+      [{ activations: [b64(withNaN)] }, /activations\[0\]\[1\] is not finite/],
+      [{ activations: ['not*base64!'] }, /not valid base64/],
+      [{ activations: [b64(acts[0]), Array.from(zeros)] }, /activations\[1\] is all zeros: it has no direction to inject/],
+      [{ activations: [b64(zeros)], temperature: 1, seed: 3 }, /activations\[0\] is all zeros/],
+    ];
+    for (const [body, msg] of cases) expectError(await call(avs, '/v1/verbalize', body), 422, 'ERR_NLA_INVALID_ARG', msg);
+    expectError(await call(avs, '/v1/round-trip', { activations: [b64(zeros)] }), 422, 'ERR_NLA_INVALID_ARG', /all zeros/);
+    const act = b64(acts[0]);
+    for (const extra of [{ temperature: -1 }, { top_p: 0 }, { top_p: 1.5 }, { top_k: -1 }, { seed: -1 }, { seed: 1.5 }, { seed: 2 ** 32 }, { max_tokens: 0 }, { max_tokens: 4097 }, { stop: [] }, { stop: [''] }, { max_new_tokens: 5 }, { temperature: '1' }])
+      expectError(await call(avs, '/v1/verbalize', { activations: [act], ...extra }), 400, 'ERR_NLA_INVALID_ARG');
+    expectError(await call(avs, '/v1/verbalize', { activations: [] }), 400, 'ERR_NLA_INVALID_ARG');
+    expectError(await call(avs, '/v1/verbalize', { activations: Array(5).fill(act) }), 413, 'ERR_NLA_PAYLOAD_TOO_LARGE', /5 activations in one request; the limit is 4/);
+    const promptTokens = nla.verbalizer.info.promptTokens;
+    expectError(await call(avs, '/v1/verbalize', { activations: [act], max_tokens: 400 - promptTokens + 1 }), 413, 'ERR_NLA_CONTEXT_OVERFLOW', new RegExp(`AV prompt \\(${promptTokens} tokens\\) plus max_tokens ${400 - promptTokens + 1} is 401 tokens; the limit per item is 400`));
+    expectError(await call(avs, '/v1/round-trip', { texts: ['a'], max_tokens: 300 }), 413, 'ERR_NLA_CONTEXT_OVERFLOW');
+    const ok = await call(avs, '/v1/verbalize', { activations: [act], max_tokens: 400 - promptTokens });
+    expect(ok.status).toBe(200);
+    expect((await call(avs, '/health')).status).toBe(200);
+    const m1 = (await call(avs, '/metrics')).text;
+    const errors = (code: string) => metricValue(m1, 'nla_ar_errors_total', { route: '/v1/verbalize', code }) - metricValue(m0, 'nla_ar_errors_total', { route: '/v1/verbalize', code });
+    expect(errors('ERR_NLA_INVALID_ARG')).toBe(cases.length + 14);
+    expect(errors('ERR_NLA_PAYLOAD_TOO_LARGE')).toBe(1);
+    expect(errors('ERR_NLA_CONTEXT_OVERFLOW')).toBe(1);
+  });
+
+  test('POST /v1/round-trip without explanations: from texts and from activations, the numbers equal Autoencoder.roundTrip with the same settings', async () => {
+    const expectSame = (x: Record<string, unknown>, w: AutoencoderRoundTrip, computed: boolean, enc: 'float' | 'base64') => {
+      const vec = (v: unknown) => (enc === 'base64' ? fromB64(v as string) : Float32Array.from(v as number[]));
+      expect(x.text).toBe(w.text);
+      expect(x.explanation).toBe(w.explanation);
+      expect(x.finish_reason).toBe(w.finishReason);
+      expect(vec(x.reconstruction)).toEqual(w.reconstruction);
+      expect(x.cosine).toBe(w.cosine);
+      expect(x.mse).toBe(w.mse);
+      if (computed) expect(vec(x.activation)).toEqual(w.activation);
+      else expect(x.activation).toBeUndefined();
+    };
+    const fromTexts = await nla.roundTrip(avTexts.slice(0, 3), sampledOpts);
+    const t = await call(avs, '/v1/round-trip', { texts: avTexts.slice(0, 3), ...sampled, encoding: 'base64' });
+    expect(t.status).toBe(200);
+    t.body.results.forEach((x: Record<string, unknown>, i: number) => expectSame(x, fromTexts[i], true, 'base64'));
+    // the AR got the AV's raw text
+    expect(fromTexts[0].reconstruction).toEqual(await ar.reconstruct(fromTexts[0].text));
+    const fromActs = await nla.roundTrip(acts.map((a) => ({ activation: a })), { maxTokens: 12 });
+    const a = await call(avs, '/v1/round-trip', { activations: acts.map((v, i) => (i % 2 ? b64(v) : Array.from(v))), max_tokens: 12 });
+    expect(a.status).toBe(200);
+    a.body.results.forEach((x: Record<string, unknown>, i: number) => expectSame(x, fromActs[i], false, 'float'));
+    // given explanations still skip the AV on this server
+    const g = await call(avs, '/v1/round-trip', { activations: [b64(acts[0])], explanations: [explanations[0]] });
+    expect(g.body.results[0].text).toBeUndefined();
+    expect(g.body.results[0].explanation).toBe(explanations[0]);
+    expect(Float32Array.from(g.body.results[0].reconstruction)).toEqual(await ar.reconstruct(explanations[0]));
+  });
+
+  test('batching: concurrent greedy requests share engine calls, each answer equal to its request alone; /metrics counts verbalize requests, calls and generated tokens', async () => {
+    const want = await nla.verbalize(acts, { maxTokens: 16 });
+    const m0 = (await call(avs, '/metrics')).text;
+    const rs = await Promise.all([0, 1, 2, 3, 0, 1, 2, 3].map((i) => call(avs, '/v1/verbalize', { activations: [b64(acts[i])], max_tokens: 16 })));
+    rs.forEach((r, k) => {
+      expect(r.status).toBe(200);
+      expect(r.body.verbalizations).toEqual([wire(want[k % 4])]);
+    });
+    const m1 = (await call(avs, '/metrics')).text;
+    const delta = (name: string, labels: Record<string, string> = {}) => metricValue(m1, name, labels) - metricValue(m0, name, labels);
+    expect(delta('nla_ar_request_duration_seconds_count', { route: '/v1/verbalize', status: '200' })).toBe(8);
+    expect(delta('nla_ar_batch_size_sum', { kind: 'verbalize' })).toBe(8);
+    // each item costs the AV prompt + max_tokens; at most two of them fit the 400-token budget of one call
+    expect(delta('nla_ar_batch_tokens_sum', { kind: 'verbalize' })).toBe(8 * (nla.verbalizer.info.promptTokens + 16));
+    const calls = delta('nla_ar_batch_size_count', { kind: 'verbalize' });
+    expect(calls).toBeLessThan(8);
+    expect(calls).toBeGreaterThanOrEqual(4);
+    expect(delta('nla_ar_generated_tokens_total')).toBe(rs.reduce((s, r) => s + r.body.verbalizations[0].tokens, 0));
   });
 });

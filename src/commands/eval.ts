@@ -16,14 +16,15 @@ import { formatSummary, summarize } from '../eval/summary';
 import { deviceFlag, intFlag, loadQueue, parseFlags, runCommand, UsageError } from './common';
 
 export const EVAL_USAGE = `nla-ar eval --model M.gguf --ar DIR --data D.parquet|D.jsonl --out R.jsonl
-            [--mode ar|controls|round-trip] [--av DIR]
+            [--mode ar|controls|round-trip] [--av DIR [--max-tokens 120] [--temperature 0]]
             [--activation-column activation_vector] [--text-column text] [--explanation-column explanation] [--id-column id]
             [--activation-layer 23] [--layer 17] [--batch 16] [--limit N] [--seed 1] [--identity-rows 500]
             [--summary R.summary.json] [--json] [--device auto|cpu|cuda] [--threads N]
             [--queue redis://HOST:PORT/DB [--shard-size 50] [--attempts 5] [--model-hash H] [--timeout-s S]]
   modes: ar          reconstruct each row's explanation and compare with its activation (given, or of its text)
          controls    ar + empty / gibberish baselines per row and cross-row identity in the summary
-         round-trip  the verbalizer (AV) writes the explanation, then the AR (needs --av)
+         round-trip  the verbalizer (AV) writes the explanation, then the AR (needs --av); row i samples
+                     with --seed + i, so a sampled run is reproducible and resumable
   --out gets one JSON line per row (keyed by id), written as rows finish; re-running with the same --out
   skips the rows already there. With --queue the rows are sharded onto a BullMQ queue for \`nla-ar worker\`s
   (--model-hash: the hash a worker prints, when this machine has no copy of the model files).`;

@@ -1,5 +1,5 @@
 /**
- * `nla-ar serve`: the AR (and, when available, the AV) over HTTP with dynamic batching (src/server/).
+ * `nla-ar serve`: the AR (and, with --av, the AV) over HTTP with dynamic batching (src/server/).
  * It listens first, so /health answers 503 while the weights load; SIGTERM / SIGINT drain and exit 0.
  */
 import { z } from 'zod';
@@ -117,7 +117,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     server.attach(engine);
     const i = engine.ar.info;
-    log(`ready: ${i.backend} (${i.backendDescription}), d_model ${engine.d}, AR block ${i.layer}, AV ${engine.av ? 'loaded' : 'none'}`);
+    log(`ready: ${i.backend} (${i.backendDescription}), d_model ${engine.d}, AR block ${i.layer}, AV ${engine.av ? `loaded (prompt ${engine.av.promptTokens} tokens)` : 'none'}`);
+    for (const w of engine.av?.warnings ?? []) log(`warning: ${w}`);
     // keep running until a signal ends the process
     await new Promise<never>(() => undefined);
   });

@@ -5,7 +5,7 @@
  */
 import { gibberishLike } from '../controls';
 import { cosine, directionMse } from '../metrics';
-import type { Engine, VerbalizeParams } from '../server/engine';
+import type { Engine, VerbalizeParams, Verbalization } from '../server/engine';
 import { describeError, type AnyErrorCode } from '../server/errors';
 import { encodeVector } from '../server/vectors';
 import type { DatasetRow } from './dataset';
@@ -16,9 +16,9 @@ export interface EvalConfig {
   mode: EvalMode;
   /** Base-model block whose activation a text row's original is. */
   activationLayer: number;
-  /** Gibberish control seed; row i uses seed + i. */
+  /** Gibberish control seed (controls mode) and AV sampler seed (round-trip mode); row i uses seed + i. */
   seed: number;
-  /** AV sampling (round-trip mode). */
+  /** AV length limit and temperature (round-trip mode; the seed is `seed`). */
   sampling: VerbalizeParams;
 }
 
@@ -106,6 +106,24 @@ function errorOf(e: unknown): { code: AnyErrorCode; message: string } {
   return { code: d.code, message: d.message };
 }
 
+/**
+ * The AV on rows; row i samples with cfg.seed + i whatever batch, shard, worker or resumed run it lands in (item j
+ * of one engine call samples with seed + j, so each run of consecutive row indices is one call). Greedy decoding
+ * ignores the seed and does not depend on the batch: one call.
+ */
+async function verbalizeRows(engine: Engine, xs: { a: Float32Array; index: number }[], cfg: EvalConfig): Promise<Verbalization[]> {
+  const p = { ...cfg.sampling, seed: cfg.seed };
+  if (!((p.temperature ?? 0) > 0)) return engine.verbalize(xs.map((x) => x.a), p);
+  const out: Verbalization[] = [];
+  for (let i = 0; i < xs.length; ) {
+    let j = i + 1;
+    while (j < xs.length && xs[j].index === xs[j - 1].index + 1) j++;
+    out.push(...(await engine.verbalize(xs.slice(i, j).map((x) => x.a), { ...p, seed: cfg.seed + xs[i].index })));
+    i = j;
+  }
+  return out;
+}
+
 export async function evalRows(engine: Engine, rows: DatasetRow[], cfg: EvalConfig): Promise<RowResult[]> {
   const d = engine.d;
   const results: RowResult[] = rows.map((r) => ({ id: r.id, index: r.index }));
@@ -137,7 +155,7 @@ export async function evalRows(engine: Engine, rows: DatasetRow[], cfg: EvalConf
   const live = () => rows.map((_, k) => k).filter((k) => !results[k].error);
   if (cfg.mode === 'round-trip') {
     const ks = live();
-    const vs = await isolated(ks, (xs) => engine.verbalize(xs.map((k) => originals[k]!), cfg.sampling));
+    const vs = await isolated(ks, (xs) => verbalizeRows(engine, xs.map((k) => ({ a: originals[k]!, index: rows[k].index })), cfg));
     ks.forEach((k, j) => {
       const v = vs[j];
       if (isFailed(v)) results[k].error = errorOf(v.failed);

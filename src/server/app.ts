@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { NlaError } from '../errors';
 import { cosine, directionMse } from '../metrics';
 import { describeError, ServiceError, UnprocessableError, type AnyErrorCode } from './errors';
-import type { Engine, VerbalizeParams, Verbalization } from './engine';
+import { DEFAULT_AV_MAX_TOKENS, type Engine, type VerbalizeParams, type Verbalization } from './engine';
 import { createMetrics, type ServerMetrics } from './metrics';
 import { Scheduler } from './scheduler';
 import { ActivationRequest, ReconstructRequest, RoundTripRequest, VerbalizeRequest, openApiDocument } from './schemas';
@@ -69,6 +69,8 @@ export class NlaServer {
   private inFlight = 0;
   private inFlightWaiters: (() => void)[] = [];
   private closing: Promise<void> | null = null;
+  /** Numbers the sampled verbalize requests (each is a scheduler kind of its own). */
+  private sampledRequests = 0;
 
   constructor(opts: ServerOptions) {
     this.opts = opts;
@@ -181,12 +183,51 @@ export class NlaServer {
       .then((vectors) => ({ vectors, tokens }));
   }
 
-  private verbalizeAll(engine: Engine, activations: Float32Array[], p: VerbalizeParams, signal: AbortSignal): Promise<Verbalization[]> {
+  /**
+   * The AV over a request's activations through the scheduler. An item's cost is the AV prompt plus max_tokens:
+   * what it holds in the KV cache at the end (the prompt prefix is computed once per call, but every item keeps
+   * its own copy of the sequence), and an item over --max-item-tokens is refused before any work.
+   *
+   * Greedy decoding ignores seed / top_k / top_p and an item's tokens do not depend on its batch, so greedy requests
+   * with the same length limit and stop strings share engine calls. A sampled item's tokens depend on its seed,
+   * and item i of an engine call samples with seed + i: a sampled request is therefore never merged with another
+   * (its own kind), and a part of it that the token budget puts in a later call is run with seed + its first index,
+   * so that the answer equals the Verbalizer's on the whole request.
+   */
+  private async verbalizeAll(engine: Engine, activations: Float32Array[], p: VerbalizeParams, signal: AbortSignal): Promise<Verbalization[]> {
+    const { cost, maxTokens } = this.avCost(engine, p);
+    activations.forEach((a, i) => {
+      if (a.every((x) => x === 0)) throw new UnprocessableError(`activations[${i}] is all zeros: it has no direction to inject`);
+    });
+    const sampled = (p.temperature ?? 0) > 0;
+    const stop = p.stop?.length ? { stop: p.stop } : {};
+    const greedy: VerbalizeParams = { maxTokens, ...stop };
+    const kind = sampled ? `verbalize:sampled:${++this.sampledRequests}` : `verbalize:greedy:${JSON.stringify(greedy)}`;
+    const run = async (xs: { a: Float32Array; index: number }[]): Promise<Verbalization[]> => {
+      if (!sampled) return engine.verbalize(xs.map((x) => x.a), greedy);
+      const out: Verbalization[] = [];
+      for (let i = 0; i < xs.length; ) {
+        let j = i + 1;
+        while (j < xs.length && xs[j].index === xs[j - 1].index + 1) j++;
+        out.push(...(await engine.verbalize(xs.slice(i, j).map((x) => x.a), { ...p, maxTokens, seed: (p.seed ?? 0) + xs[i].index })));
+        i = j;
+      }
+      return out;
+    };
+    const vs = await this.scheduler.submit(kind, run, activations.map((a, index) => ({ a, index })), activations.map(() => cost), signal);
+    this.metrics.generatedTokens.inc(vs.reduce((s, v) => s + v.tokenIds.length, 0));
+    return vs;
+  }
+
+  /** An AV item's token cost (501 without an AV, 413 over the per-item limit), checked before any engine work. */
+  private avCost(engine: Engine, p: VerbalizeParams): { cost: number; maxTokens: number } {
     const av = engine.av;
-    if (!av) return Promise.reject(new ServiceError('ERR_NLA_NOT_IMPLEMENTED', 'no verbalizer (AV) in this server (start it with --av DIR): /v1/verbalize and AV round trips are unavailable'));
-    // one engine call per sampling setting; its cost is the prompt plus what it may generate
-    const cost = av.promptTokens + (p.maxTokens ?? 120);
-    return this.scheduler.submit(`verbalize:${JSON.stringify(p)}`, (xs: Float32Array[]) => engine.verbalize(xs, p), activations, activations.map(() => cost), signal);
+    if (!av) throw new ServiceError('ERR_NLA_NOT_IMPLEMENTED', 'no verbalizer (AV) in this server (start it with --av DIR): /v1/verbalize and AV round trips are unavailable');
+    const maxTokens = p.maxTokens ?? DEFAULT_AV_MAX_TOKENS;
+    const cost = av.promptTokens + maxTokens;
+    if (cost > this.opts.maxItemTokens)
+      throw new NlaError('ERR_NLA_CONTEXT_OVERFLOW', `the AV prompt (${av.promptTokens} tokens) plus max_tokens ${maxTokens} is ${cost} tokens; the limit per item is ${this.opts.maxItemTokens}`);
+    return { cost, maxTokens };
   }
 
   private routes(): void {
@@ -267,7 +308,9 @@ export class NlaServer {
       this.checkItems(b.activations.length, 'activations');
       const acts = b.activations.map((a, i) => decodeVector(a, engine.d, `activations[${i}]`));
       const out = await this.verbalizeAll(engine, acts, samplingOf(b), signalFor(reply));
-      return { verbalizations: out.map((v) => ({ text: v.text, explanation: v.explanation, tokens: v.tokens, finish_reason: v.finishReason })) };
+      return {
+        verbalizations: out.map((v) => ({ text: v.text, explanation: v.explanation, tokens: v.tokenIds.length, token_ids: v.tokenIds, finish_reason: v.finishReason })),
+      };
     });
 
     app.post('/v1/round-trip', async (req, reply) => {
@@ -284,6 +327,7 @@ export class NlaServer {
       const signal = signalFor(reply);
       // validate everything before any engine work
       if (b.explanations) b.explanations.forEach((e, i) => this.tokensOf((s) => engine.explanationTokens(s), e, `explanations[${i}]`));
+      else this.avCost(engine, samplingOf(b));
       let originals: Float32Array[];
       let computed = false;
       if (b.activations) originals = b.activations.map((a, i) => decodeVector(a, engine.d, `activations[${i}]`));
@@ -291,19 +335,18 @@ export class NlaServer {
         originals = (await this.activationsAll(engine, b.texts!, this.checkLayer(engine, b.layer), signal)).vectors;
         computed = true;
       }
-      let explanations: string[];
-      let texts: string[] | undefined;
-      if (b.explanations) explanations = b.explanations;
+      let arInputs: string[];
+      let vs: Verbalization[] | undefined;
+      if (b.explanations) arInputs = b.explanations;
       else {
-        const vs = await this.verbalizeAll(engine, originals, samplingOf(b), signal);
-        explanations = vs.map((v) => v.text); // the released scripts feed the raw AV text to the AR
-        texts = vs.map((v) => v.text);
+        vs = await this.verbalizeAll(engine, originals, samplingOf(b), signal);
+        arInputs = vs.map((v) => v.text); // the released scripts feed the raw AV text to the AR
       }
-      const { vectors } = await this.reconstructAll(engine, explanations, signal);
+      const { vectors } = await this.reconstructAll(engine, arInputs, signal);
       return {
         results: vectors.map((r, i) => ({
-          explanation: explanations[i],
-          ...(texts ? { text: texts[i] } : {}),
+          explanation: vs ? vs[i].explanation : arInputs[i],
+          ...(vs ? { text: vs[i].text, finish_reason: vs[i].finishReason } : {}),
           ...(computed ? { activation: encodeVector(originals[i], b.encoding) } : {}),
           reconstruction: encodeVector(r, b.encoding),
           cosine: cosine(r, originals[i]),
@@ -314,12 +357,13 @@ export class NlaServer {
   }
 }
 
-function samplingOf(b: { max_tokens?: number; temperature?: number; top_k?: number; top_p?: number; seed?: number }): VerbalizeParams {
+function samplingOf(b: { max_tokens?: number; temperature?: number; top_k?: number; top_p?: number; seed?: number; stop?: string | string[] }): VerbalizeParams {
   const p: VerbalizeParams = {};
   if (b.max_tokens !== undefined) p.maxTokens = b.max_tokens;
   if (b.temperature !== undefined) p.temperature = b.temperature;
   if (b.top_k !== undefined) p.topK = b.top_k;
   if (b.top_p !== undefined) p.topP = b.top_p;
   if (b.seed !== undefined) p.seed = b.seed;
+  if (b.stop !== undefined) p.stop = typeof b.stop === 'string' ? [b.stop] : b.stop;
   return p;
 }

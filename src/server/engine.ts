@@ -14,16 +14,21 @@ export interface VerbalizeParams {
   temperature?: number;
   topK?: number;
   topP?: number;
+  /** Item i of one call samples with seed + i (the Verbalizer's rule). */
   seed?: number;
+  stop?: string[];
 }
+
+/** The AV's length limit when none is given (the released scripts' 120). */
+export const DEFAULT_AV_MAX_TOKENS = 120;
 
 export interface Verbalization {
   /** The raw generated text (what the released scripts pass to the AR). */
   text: string;
   /** The text between <explanation> tags when present, else the text. */
   explanation: string;
-  /** Number of generated tokens. */
-  tokens: number;
+  /** The generated token ids (the end-of-generation token excluded). */
+  tokenIds: number[];
   finishReason: 'eos' | 'length' | 'stop';
 }
 
@@ -32,6 +37,8 @@ export interface VerbalizerLike {
   verbalize(activations: Float32Array[], options: VerbalizeParams & { signal?: AbortSignal }): Promise<Verbalization[]>;
   /** Prompt length in tokens (for the batch token budget). */
   readonly promptTokens: number;
+  /** What looks wrong but loaded (e.g. an AR adapter given as the AV). */
+  readonly warnings: readonly string[];
   close(): Promise<void>;
 }
 
@@ -50,13 +57,14 @@ export const VERBALIZER_AVAILABLE = true;
 
 export const AV_NOT_AVAILABLE = 'no verbalizer (AV) was loaded: start with --av DIR';
 
-/** The serving layer's view of a Verbalizer (token counts instead of ids). */
+/** The serving layer's view of a Verbalizer. */
 export function verbalizerLike(av: Verbalizer): VerbalizerLike {
   return {
     promptTokens: av.info.promptTokens,
+    warnings: av.info.warnings,
     close: () => av.close(),
     verbalize: async (acts, o) =>
-      (await av.verbalize(acts, o)).map((r) => ({ text: r.text, explanation: r.explanation, tokens: r.tokens.length, finishReason: r.finishReason })),
+      (await av.verbalize(acts, o)).map((r) => ({ text: r.text, explanation: r.explanation, tokenIds: Array.from(r.tokens), finishReason: r.finishReason })),
   };
 }
 
@@ -76,7 +84,9 @@ export class Engine {
   static async load(o: EngineOptions): Promise<Engine> {
     const common = { ...(o.layer !== undefined ? { layer: o.layer } : {}), device: o.device ?? 'auto', ...(o.threads ? { threads: o.threads } : {}) };
     if (o.av) {
-      const nla = await Autoencoder.load({ model: o.model, av: o.av, ar: o.ar, ...common });
+      // activationLayer 0: the Autoencoder's own default (23) would refuse models with fewer blocks (the tests'
+      // 8-block demo), and the engine never uses it: every activation call names its layer
+      const nla = await Autoencoder.load({ model: o.model, av: o.av, ar: o.ar, activationLayer: 0, ...common });
       return new Engine(nla.reconstructor, verbalizerLike(nla.verbalizer), () => nla.close());
     }
     const ar = await Reconstructor.load({ model: o.model, adapter: o.ar, ...common });

@@ -34,21 +34,39 @@ export const ActivationResponse = z.object({
   tokens: z.array(z.int()),
 });
 
+// the Verbalizer's options (VerbalizeOptions) in the API's snake_case
 const sampling = {
-  max_tokens: z.int().min(1).max(4096).optional().describe('Most tokens to generate (default 120, as the released scripts)'),
-  temperature: z.number().min(0).max(100).optional().describe('0 = greedy (default)'),
-  top_k: z.int().min(1).optional(),
-  top_p: z.number().gt(0).max(1).optional(),
-  seed: z.int().optional(),
+  max_tokens: z.int().min(1).max(4096).optional().describe('Most tokens to generate (default 120, as the released scripts); prompt + max_tokens must fit the per-item token limit'),
+  temperature: z.number().min(0).max(100).optional().describe('0 = greedy (default; then seed, top_k and top_p do not matter)'),
+  top_k: z.int().min(0).optional().describe('Sample from the k most likely tokens only (0 or absent: all)'),
+  top_p: z.number().gt(0).max(1).optional().describe('Nucleus sampling: the smallest set of most likely tokens whose probability reaches top_p (default 1)'),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional()
+    .describe("Sampler seed (default 0): the request's i-th activation samples with seed + i, whatever it is batched with, so a seed reproduces"),
+  stop: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)])
+    .optional()
+    .describe("Generation also ends where the text contains one of these (finish_reason 'stop'; the text is cut before it)"),
 };
 
 export const VerbalizeRequest = z.strictObject({
   activations: z.array(vector).min(1),
   ...sampling,
 });
+const finishReason = z.enum(['eos', 'length', 'stop']).describe("'eos': an end-of-generation token; 'length': max_tokens; 'stop': a stop string");
+
 export const VerbalizeResponse = z.object({
   verbalizations: z.array(
-    z.object({ text: z.string(), explanation: z.string(), tokens: z.int(), finish_reason: z.enum(['eos', 'length', 'stop']) }),
+    z.object({
+      text: z.string().describe('The decoded new tokens (special tokens skipped): what a round trip gives the AR'),
+      explanation: z.string().describe('The text between <explanation> and </explanation> (trimmed) when present, else the text'),
+      tokens: z.int().describe('Number of generated tokens'),
+      token_ids: z.array(z.int()).describe('The generated token ids (the end-of-generation token excluded)'),
+      finish_reason: finishReason,
+    }),
   ),
 });
 
@@ -66,8 +84,9 @@ export const RoundTripRequest = z.strictObject({
 export const RoundTripResponse = z.object({
   results: z.array(
     z.object({
-      explanation: z.string(),
-      text: z.string().optional().describe("The verbalizer's raw output (AV round trips only)"),
+      explanation: z.string().describe("The explanation given, or (AV round trips) the text between the verbalizer's <explanation> tags"),
+      text: z.string().optional().describe("The verbalizer's raw output, which is what the AR reconstructed from (AV round trips only)"),
+      finish_reason: finishReason.optional().describe('Why the verbalizer stopped (AV round trips only)'),
       activation: vector.optional().describe('The original, when it was computed from a text'),
       reconstruction: vector,
       cosine: z.number(),
@@ -98,9 +117,9 @@ function errorResponses(codes: number[]): Record<string, unknown> {
     400: 'malformed JSON, wrong types, missing or unknown fields',
     401: 'missing or wrong API key (when the server has one)',
     413: 'body, item count or an item\'s tokens over the limit',
-    422: 'well-formed but unusable values (vector length, non-finite values, unknown layer)',
+    422: 'well-formed but unusable values (vector length, non-finite values, an all-zero activation for the AV, unknown layer)',
     429: 'queue full; see Retry-After',
-    501: 'the verbalizer (AV) is not available',
+    501: 'no verbalizer (AV) in this server (it was started without --av DIR)',
     503: 'loading or shutting down',
   };
   return Object.fromEntries(codes.map((c) => [String(c), { description: what[c], content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]));
