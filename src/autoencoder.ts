@@ -24,8 +24,8 @@ export const AutoencoderLoadOptionsSchema = z.strictObject({
   head: headLike,
   /** The AR's block (default 17). */
   layer: z.int().min(0).max(4096).default(DEFAULT_AR_LAYER),
-  /** The base model's block whose activation the round trip encodes (default 23). */
-  activationLayer: z.int().min(0).max(4096).default(DEFAULT_ACTIVATION_LAYER),
+  /** The base model's block whose activation the round trip encodes (default 23, or the last block of a smaller model). */
+  activationLayer: z.int().min(0).max(4096).optional(),
   arTemplate: LoadOptionsSchema.shape.template,
   avTemplate: VerbalizerLoadOptionsSchema.shape.template,
   explanation: LoadOptionsSchema.shape.explanation,
@@ -77,8 +77,9 @@ export class Autoencoder implements AsyncDisposable {
     let av: Verbalizer | undefined;
     try {
       const nLayer = opened.native.info().nLayer;
-      if (o.activationLayer >= nLayer)
-        throw new NlaError('ERR_NLA_INVALID_ARG', `activationLayer ${o.activationLayer} does not exist: the model has ${nLayer} blocks`);
+      const activationLayer = o.activationLayer ?? Math.min(DEFAULT_ACTIVATION_LAYER, nLayer - 1);
+      if (activationLayer >= nLayer)
+        throw new NlaError('ERR_NLA_INVALID_ARG', `activationLayer ${activationLayer} does not exist: the model has ${nLayer} blocks`);
       av = await Verbalizer.attach(
         opened,
         parseOptions(VerbalizerLoadOptionsSchema, {
@@ -95,7 +96,7 @@ export class Autoencoder implements AsyncDisposable {
         }, 'Autoencoder.load options'),
         false,
       );
-      return new Autoencoder(av, ar, o.activationLayer, () => opened.native.close());
+      return new Autoencoder(av, ar, activationLayer, () => opened.native.close());
     } catch (e) {
       if (av) await av.close();
       opened.native.close();
