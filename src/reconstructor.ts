@@ -27,6 +27,7 @@ import {
   type RoundTripOptions,
   type TokenizeOptions,
 } from './options';
+import { resolvePretrainedLoad, type PretrainedLoadOptions } from './hub';
 
 export interface ReconstructorInfo {
   /** 'cpu' or 'cuda', and why that backend was chosen. */
@@ -161,6 +162,18 @@ export class Reconstructor implements AsyncDisposable {
       native.close();
       throw e;
     }
+  }
+
+  /**
+   * Loads the AR from a Hugging Face repository holding the published PEFT folder (adapter_config.json,
+   * adapter_model.safetensors, linear_head.pt), e.g. 'Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1', downloaded into the
+   * Hugging Face cache on first use and read from it afterwards without any network call. `model` is a GGUF path
+   * or an `hf:OWNER/REPO[@REVISION]/FILE.gguf` URI; `hub` sets the revision, token, progress callback and signal;
+   * the other options are load()'s.
+   */
+  static async fromPretrained(repo: string, options: PretrainedLoadOptions): Promise<Reconstructor> {
+    const { load, model, adapter } = await resolvePretrainedLoad(repo, 'reconstructor', options);
+    return Reconstructor.load({ ...load, model, adapter });
   }
 
   get info(): ReconstructorInfo {
