@@ -16,10 +16,11 @@ fs.writeFileSync(
   path.join(lib, 'index.mjs'),
   `${header}import cjs from './index.js';\n\nexport const {\n${names.map((n) => `  ${n},`).join('\n')}\n} = cjs;\nexport default cjs.default;\n`,
 );
-// The types of the CommonJS entry, seen from ESM. TypeScript types the default import of a CommonJS module as its
-// module.exports, so the default is spelled out as the CommonJS entry's `default` (what index.mjs exports).
+// The types of the CommonJS entry, seen from ESM. The default is declared through the named type NlaArModule:
+// what a default import of a CommonJS module means differs between moduleResolution node16 (module.exports) and
+// bundler (its `default`), while a named type means the same everywhere.
 fs.writeFileSync(
   path.join(lib, 'index.d.mts'),
-  `${header}export * from './index.js';\nimport type cjs from './index.js';\ndeclare const nla: typeof cjs.default;\nexport default nla;\n`,
+  `${header}export * from './index.js';\nimport type { NlaArModule } from './index.js';\ndeclare const nla: NlaArModule;\nexport default nla;\n`,
 );
 console.log(`build-esm: lib/index.mjs re-exports ${names.length} names`);

@@ -14,3 +14,5 @@ export * from './api';
  */
 import * as api from './api';
 export default api;
+/** The type of the default export (lib/index.d.mts names it, so ESM types agree under every moduleResolution). */
+export type NlaArModule = typeof api;

@@ -108,25 +108,26 @@ const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd'];
 export function barChart(opts: { title: string; series: readonly Series[]; labels?: readonly string[]; yLabel?: string }): string {
   const n = Math.max(0, ...opts.series.map((s) => s.values.length));
   const all = opts.series.flatMap((s) => s.values.filter(Number.isFinite));
-  let lo = Math.min(0, ...all);
-  let hi = Math.max(0, ...all);
-  lo = Math.floor(lo * 10) / 10;
-  hi = Math.ceil(hi * 10) / 10;
-  if (hi - lo < 1e-9) hi = lo + 1;
+  // ticks at multiples of a round step, so that 0 is always one of them
+  const span = Math.max(1e-9, Math.max(0, ...all) - Math.min(0, ...all));
+  const step = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100].find((st) => span / st <= 6) ?? 10 ** Math.ceil(Math.log10(span / 5));
+  const lo = Math.floor(Math.min(0, ...all) / step - 1e-9) * step;
+  let hi = Math.ceil(Math.max(0, ...all) / step + 1e-9) * step;
+  if (hi - lo < step) hi = lo + step;
+  const digits = step >= 1 ? 0 : Math.abs(step * 10 - Math.round(step * 10)) < 1e-9 ? 1 : 2; // 0.1, 0.2, 0.5 → 1; 0.25, 0.05 → 2
   const barW = 12;
   const groupW = opts.series.length * barW + 14;
   const left = 52, right = 16, top = 44, bottom = 34;
-  const plotW = Math.max(240, n * groupW);
+  const plotW = Math.max(240, n * groupW, opts.title.length * 8 - left - right);
   const plotH = 180;
   const W = left + plotW + right, H = top + plotH + bottom;
   const y = (v: number) => top + ((hi - v) / (hi - lo)) * plotH;
   const parts: string[] = [];
   parts.push(`<text x="${left}" y="16" font-size="13" font-weight="bold">${escapeHtml(opts.title)}</text>`);
-  const step = (hi - lo) / 5;
-  for (let k = 0; k <= 5; k++) {
+  for (let k = 0; lo + k * step <= hi + step / 2; k++) {
     const v = lo + k * step;
     parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e3e3e3"/>`);
-    parts.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="10" text-anchor="end">${v.toFixed(2)}</text>`);
+    parts.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="10" text-anchor="end">${(Math.abs(v) < step / 2 ? 0 : v).toFixed(digits)}</text>`);
   }
   parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(0).toFixed(1)}" y2="${y(0).toFixed(1)}" stroke="#333"/>`);
   if (opts.yLabel)
@@ -178,8 +179,9 @@ export function crossRowHeatmap(cri: CrossRowIdentity, labels?: readonly string[
   const n = cri.cosines.length;
   const cell = Math.max(10, Math.min(32, Math.floor(480 / Math.max(1, n))));
   const left = 40, top = 40;
-  const W = left + n * cell + 110, H = top + n * cell + 30;
-  const parts: string[] = [`<text x="4" y="16" font-size="13" font-weight="bold">Cross-row identity: cos(reconstruction i, original j)</text>`];
+  const title = 'Cross-row identity: cos(reconstruction i, original j)';
+  const W = Math.max(left + n * cell + 110, title.length * 8 + 8), H = Math.max(top + n * cell, top + 11 * 12) + 30;
+  const parts: string[] = [`<text x="4" y="16" font-size="13" font-weight="bold">${escapeHtml(title)}</text>`];
   cri.cosines.forEach((row, i) => {
     row.forEach((c, j) => {
       const tip = `rec ${i + 1}${labels?.[i] ? ` (${clip(labels[i], 60)})` : ''} vs orig ${j + 1}: ${num(c)}`;
