@@ -308,3 +308,54 @@ describe('nla-ar pull', () => {
     expect(usage.code).toBe(2);
   });
 });
+
+// Python's huggingface_hub and nla-ar share one cache. Needs a Python with huggingface_hub (not installed in CI:
+// `python3 -m venv V && V/bin/pip install huggingface_hub`, then NLA_HF_PYTHON=V/bin/python); docs/verification.md
+// records a run.
+const PY = process.env.NLA_HF_PYTHON;
+(PY ? describe : describe.skip)('the same cache as Python huggingface_hub (NLA_HF_PYTHON)', () => {
+  let pyHub: FakeHub;
+  beforeAll(async () => {
+    // Python follows redirects to the same host name, so the CDN is named 'localhost' here (another host for it)
+    pyHub = await startFakeHub([{ id: 'acme/shared', commits: [{ sha: fakeSha('shared'), files: { 'a.json': Buffer.from('{}\n'), 'w.bin': bytes(300_000, 5), 'd/n.txt': Buffer.from('n\n') } }], lfs: ['w.bin'] }], TOKEN, 'localhost');
+  });
+  afterAll(() => pyHub.close());
+  const files = ['a.json', 'w.bin', 'd/n.txt'];
+  const listing = (dir: string): string[] => {
+    const out: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        const rel = path.relative(dir, p);
+        if (rel.startsWith('.locks') || rel === 'CACHEDIR.TAG') continue; // Python's lock files and cache marker
+        if (e.isSymbolicLink()) out.push(`${rel} -> ${fs.readlinkSync(p)}`);
+        else if (e.isDirectory()) walk(p);
+        else out.push(`${rel} ${sha256(fs.readFileSync(p))}`);
+      }
+    };
+    walk(dir);
+    return out.sort();
+  };
+  // asynchronous: the fake Hub runs in this process and must keep answering
+  const python = (code: string, env: Record<string, string> = {}) =>
+    new Promise<string>((resolve, reject) => {
+      const p = spawn(PY!, ['-c', code], { env: { ...process.env, HF_HUB_DISABLE_TELEMETRY: '1', ...env } });
+      let out = '', err = '';
+      p.stdout.on('data', (c: Buffer) => (out += c));
+      p.stderr.on('data', (c: Buffer) => (err += c));
+      p.on('error', reject);
+      p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`python failed:\n${err}`))));
+    });
+
+  test('both write the same tree, and each reads the other\'s cache offline', async () => {
+    const pyCache = path.join(cacheDir, 'py'), nodeCache = path.join(cacheDir, 'node');
+    await python(`from huggingface_hub import hf_hub_download\nfor f in ${JSON.stringify(files)}: hf_hub_download('acme/shared', f, cache_dir=${JSON.stringify(pyCache)}, endpoint=${JSON.stringify(pyHub.url)})`);
+    for (const f of files) await hubDownload('acme/shared', f, { cacheDir: nodeCache, endpoint: pyHub.url });
+    expect(listing(nodeCache)).toEqual(listing(pyCache));
+    const fromNode = await python(`from huggingface_hub import hf_hub_download\nfor f in ${JSON.stringify(files)}: print(hf_hub_download('acme/shared', f, cache_dir=${JSON.stringify(nodeCache)}))`, { HF_HUB_OFFLINE: '1' });
+    expect(fromNode.trim().split('\n')).toEqual(files.map((f) => path.join(nodeCache, 'models--acme--shared', 'snapshots', fakeSha('shared'), f)));
+    pyHub.requests.length = 0;
+    for (const f of files) expect((await hubDownload('acme/shared', f, { cacheDir: pyCache, endpoint: pyHub.url })).fromCache).toBe(true);
+    expect(pyHub.requests).toEqual([]);
+  });
+});

@@ -63,7 +63,9 @@ function listen(server: http.Server): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
 }
 
-export async function startFakeHub(repos: FakeRepo[], token = 'hf_fake_token_for_tests'): Promise<FakeHub> {
+/** `cdnHost`: the host name in the CDN's URL (Python's huggingface_hub follows redirects to the same host name, so a
+ *  cross-check with it needs 'localhost' there). */
+export async function startFakeHub(repos: FakeRepo[], token = 'hf_fake_token_for_tests', cdnHost = '127.0.0.1'): Promise<FakeHub> {
   const requests: LoggedRequest[] = [];
   const drops = new Map<string, { after: number; times: number }>();
   const corrupted = new Set<string>();
@@ -129,7 +131,7 @@ export async function startFakeHub(repos: FakeRepo[], token = 'hf_fake_token_for
     if (!blob) return json(res, 404, { error: 'no such blob' });
     serveBytes(req, res, blob.file, blob.data, { ETag: `"${m![1]}"` });
   });
-  const cdnUrl = await listen(cdn);
+  const cdnUrl = (await listen(cdn)).replace('127.0.0.1', cdnHost);
 
   const hub = http.createServer((req, res) => {
     requests.push({ server: 'hub', method: req.method ?? '', url: req.url ?? '', range: req.headers.range, authorization: req.headers.authorization });
@@ -163,7 +165,7 @@ export async function startFakeHub(repos: FakeRepo[], token = 'hf_fake_token_for
       return;
     }
     m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
-    if (m && req.method === 'GET') {
+    if (m && (req.method === 'GET' || req.method === 'HEAD')) { // Python's huggingface_hub asks with HEAD first
       const repo = byId.get(m[1]);
       if (!repo || !authorized(repo, req)) return json(res, 401, { error: 'Invalid username or password.' }, { 'X-Error-Code': 'RepoNotFound' });
       const c = commitOf(repo, decodeURIComponent(m[2]));
