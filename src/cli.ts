@@ -237,8 +237,9 @@ async function cmdDemo(values: Values): Promise<void> {
     explanations.forEach((e, i) => say(`reconstruct(${JSON.stringify(e || '(empty: the documented control case)')})\n  → ${fmt(recs[i])}`));
     say(`\nround trip against the base model's block-${activationLayer} activation of ${JSON.stringify(text)}:`);
     rts.forEach((r, i) => say(`  explanation ${i + 1}: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
-    say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter ./gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
-    say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter, and the adapter folder of Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 as published)');
+    say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter hf:Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
+    say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter; the published adapter is downloaded into the Hugging Face cache on first use;');
+    say("   in code: Reconstructor.fromPretrained('Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1', { model })");
   } finally {
     await ar.close();
   }
