@@ -2,7 +2,8 @@
  * Loads the native binding. Two variants may exist: the CPU build (package root) and
  * the CUDA build (variants/cuda), each as a local build or a shipped prebuild
  * (node-gyp-build decides which). 'auto' uses CUDA when its binary loads and reports a
- * device, otherwise CPU, and records why.
+ * device, otherwise CPU, and records why. The CUDA binary is first loaded in a child process
+ * (probeCuda), so a broken binary or driver cannot take the host process down.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
