@@ -8,35 +8,80 @@ import { z } from 'zod';
 import { NlaError } from './errors';
 import { cosine, directionMse, type Vector } from './metrics';
 import { openBaseModel } from './model';
-import { DEFAULT_ACTIVATION_LAYER, DEFAULT_AR_LAYER, LoadOptionsSchema, parseOptions, type ActivationOptions, type CallOptions } from './options';
+import { DEFAULT_ACTIVATION_LAYER, DEFAULT_AR_LAYER, LoadOptionsSchema, parseOptions, type ActivationOptions, type CallOptions, type HeadLike, type OptionsSchema } from './options';
+import type { InjectionScale } from './sidecar';
 import { Reconstructor } from './reconstructor';
-import { Verbalizer, VerbalizerLoadOptionsSchema, type Verbalization, type VerbalizeOptions } from './verbalizer';
+import { Verbalizer, VerbalizerLoadOptionsSchema, verbalizerZodFields, type MarkerIds, type Verbalization, type VerbalizeOptions } from './verbalizer';
 
-const headLike = LoadOptionsSchema.shape.head;
-
-export const AutoencoderLoadOptionsSchema = z.strictObject({
+export interface AutoencoderLoadOptions {
   /** Base model: a llama.cpp GGUF with general.architecture = gemma4 (mapped once for both adapters). */
-  model: z.string().min(1),
+  model: string;
   /** The verbalizer's PEFT folder. */
-  av: z.string().min(1),
+  av: string;
   /** The reconstructor's PEFT folder (with linear_head.pt unless `head` is given). */
-  ar: z.string().min(1),
-  head: headLike,
+  ar: string;
+  head?: string | HeadLike;
   /** The AR's block (default 17). */
-  layer: z.int().min(0).max(4096).default(DEFAULT_AR_LAYER),
+  layer?: number;
   /** The base model's block whose activation the round trip encodes (default 23, or the last block of a smaller model). */
+  activationLayer?: number;
+  arTemplate?: string;
+  avTemplate?: string;
+  explanation?: 'raw' | 'extract';
+  marker?: MarkerIds;
+  injectionScale?: InjectionScale;
+  maxTokens?: number;
+  device?: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
+  numerics?: 'exact' | 'llamacpp';
+}
+
+interface ResolvedAutoencoderOptions {
+  model: string;
+  av: string;
+  ar: string;
+  head?: string | HeadLike;
+  layer: number;
+  activationLayer?: number;
+  arTemplate?: string;
+  avTemplate?: string;
+  explanation: 'raw' | 'extract';
+  marker?: MarkerIds;
+  injectionScale?: InjectionScale;
+  maxTokens?: number;
+  device: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
+  numerics: 'exact' | 'llamacpp';
+}
+
+const AutoencoderLoadOptionsZod = z.strictObject({
+  model: z.string().min(1),
+  av: z.string().min(1),
+  ar: z.string().min(1),
+  head: z
+    .union([
+      z.string().min(1),
+      z.custom<HeadLike>((v) => typeof v === 'object' && v !== null && typeof (v as { apply?: unknown }).apply === 'function', {
+        error: 'head must be a path or a LinearHead',
+      }),
+    ])
+    .optional(),
+  layer: z.int().min(0).max(4096).default(DEFAULT_AR_LAYER),
   activationLayer: z.int().min(0).max(4096).optional(),
-  arTemplate: LoadOptionsSchema.shape.template,
-  avTemplate: VerbalizerLoadOptionsSchema.shape.template,
-  explanation: LoadOptionsSchema.shape.explanation,
-  marker: VerbalizerLoadOptionsSchema.shape.marker,
-  injectionScale: VerbalizerLoadOptionsSchema.shape.injectionScale,
+  arTemplate: z
+    .string()
+    .refine((t) => t.split('{explanation}').length === 2, { error: 'template must contain {explanation} exactly once' })
+    .optional(),
+  avTemplate: verbalizerZodFields.template,
+  explanation: z.enum(['raw', 'extract']).default('raw'),
+  marker: verbalizerZodFields.marker,
+  injectionScale: verbalizerZodFields.injectionScale,
   maxTokens: z.int().min(1).optional(),
   device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   threads: z.int().min(1).max(1024).optional(),
   numerics: z.enum(['exact', 'llamacpp']).default('exact'),
 });
-export type AutoencoderLoadOptions = z.input<typeof AutoencoderLoadOptionsSchema>;
+export const AutoencoderLoadOptionsSchema: OptionsSchema<ResolvedAutoencoderOptions> = AutoencoderLoadOptionsZod;
 
 export interface AutoencoderRoundTrip {
   /** The base model's activation (block activationLayer, last token of the text), or the one given. */
@@ -169,3 +214,8 @@ export class Autoencoder implements AsyncDisposable {
     return this.close();
   }
 }
+
+// Compile-time: the interfaces are exactly what the schema accepts and returns.
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+function sameTypes<_ extends true[]>(): void {}
+sameTypes<[Same<z.input<typeof AutoencoderLoadOptionsZod>, AutoencoderLoadOptions>, Same<z.output<typeof AutoencoderLoadOptionsZod>, ResolvedAutoencoderOptions>]>();

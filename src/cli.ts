@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * nla-ar command line: demo | reconstruct | verbalize | round-trip | tokenize | info.
+ * nla-ar command line: demo | reconstruct | verbalize | round-trip | tokenize | info | pull | inspect | serve | eval | worker.
  * Human-readable output by default, --json for machines; progress on stderr for long work.
  */
 import * as fs from 'node:fs';
@@ -11,7 +11,13 @@ import { Tokenizer } from './tokenizer';
 import { demoFiles } from './demo';
 import { Autoencoder } from './autoencoder';
 import { cmdAutoencode, cmdVerbalize } from './commands/verbalize';
-import { fmtVector as fmt, int, need, progress, UsageError } from './commands/util';
+import { fmtVector as fmt, int, need, progress } from './commands/util';
+import { crossRowIdentity } from './controls';
+import { parseHfRepoUri, resolveModelPath, resolvePretrained, PRETRAINED_FILES } from './hub';
+import { roundTripReport } from './report';
+import { UsageError } from './commands/usage';
+import { progressPrinter, pull } from './commands/pull';
+import { inspect } from './commands/inspect';
 
 const USAGE = `nla-ar — the Gemma-4-E2B Natural Language Autoencoder (verbalizer + reconstructor)
 
@@ -28,11 +34,18 @@ Usage:
   nla-ar round-trip  --model M.gguf --adapter DIR --file F.jsonl [--mean MEAN.json] [--json]
                      AR only; F: JSON lines {"activation": [...1536 numbers], "explanation": "..."}
   nla-ar round-trip  --model M.gguf --adapter DIR --text "source text" --explanation "..." [--activation-layer 23]
+                     [--html report.html] [--controls]   an HTML report (table + chart; cross-row identity for
+                     2+ items; --controls adds the empty/gibberish baselines)
   nla-ar tokenize    --model M.gguf (TEXT | --file F) [--no-bos] [--json]
   nla-ar info        --model M.gguf [--adapter DIR] [--json]
   nla-ar serve       --model M.gguf --ar DIR [--av DIR] [--port 8080] [--api-key K] ...   HTTP server (AR, and the AV with --av) with dynamic batching (serve --help)
   nla-ar eval        --model M.gguf --ar DIR --data D.parquet|D.jsonl --out R.jsonl [--mode ar|controls|round-trip] [--queue redis://…]  (eval --help)
   nla-ar worker      --queue redis://HOST:PORT/DB --model M.gguf --ar DIR   runs eval shards from the queue (worker --help)
+  nla-ar pull        OWNER/REPO[:FILE] | hf:OWNER/REPO[@REV]/FILE  [--revision REV] [--offline] [--json]
+                     download into the Hugging Face cache (HF_HOME, HF_TOKEN, HF_ENDPOINT) and print the path
+  nla-ar inspect     [--json]   platform, native variants found, CUDA probe, CPU kernels
+
+--model also takes hf:OWNER/REPO[@REV]/FILE.gguf and --adapter hf:OWNER/REPO[@REV] (downloaded on first use).
 
 Exit codes: 0 ok, 1 error (the message names the NlaError code), 2 bad usage.`;
 
@@ -54,6 +67,10 @@ const options = {
   text: { type: 'string' },
   explanation: { type: 'string' },
   mean: { type: 'string' },
+  html: { type: 'string' },
+  controls: { type: 'boolean', default: false },
+  revision: { type: 'string' },
+  offline: { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   'no-bos': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -75,9 +92,16 @@ function readExplanations(file: string): string[] {
 }
 
 async function open(values: Values): Promise<Reconstructor> {
+  // hf: URIs are resolved (downloaded into the Hugging Face cache when needed) before anything is loaded
+  const hub = { ...(values.offline ? { offline: true } : {}), ...(values.json ? {} : { onProgress: progressPrinter() }) };
+  const model = await resolveModelPath(need(values.model, 'model'), hub);
+  const repo = values.adapter ? parseHfRepoUri(values.adapter) : null;
+  const adapter = repo
+    ? (await resolvePretrained(repo.repo, PRETRAINED_FILES.reconstructor, { ...hub, ...(repo.revision ? { revision: repo.revision } : {}) })).dir
+    : values.adapter;
   return Reconstructor.load({
-    model: need(values.model, 'model'),
-    adapter: values.adapter ?? null,
+    model,
+    adapter: adapter ?? null,
     ...(values.head ? { head: values.head } : {}),
     ...(values.layer !== undefined ? { layer: int(values.layer, 'layer') } : {}),
     ...(values.threads !== undefined ? { threads: int(values.threads, 'threads') } : {}),
@@ -131,8 +155,18 @@ async function cmdRoundTrip(values: Values): Promise<void> {
       if (!values.json)
         console.log(`${i + 1}. cos = ${r.cosine.toFixed(4)}  mse = ${r.mse.toFixed(4)}${r.fve !== undefined ? `  fve = ${r.fve.toFixed(4)}` : ''}  ${JSON.stringify(items[i].explanation.slice(0, 60))}`);
     }
-    if (values.json) console.log(JSON.stringify(results));
-    else if (results.length > 1) console.log(`mean cos = ${(results.reduce((s, r) => s + r.cosine, 0) / results.length).toFixed(4)} over ${results.length}`);
+    const controls = values.controls ? await ar.controls(items, mean ? { mean } : {}) : undefined;
+    if (values.html) {
+      const recs = results.map((r) => r.reconstruction);
+      const crossRow = items.length > 1 ? crossRowIdentity(recs, items.map((it) => it.activation)) : undefined;
+      fs.writeFileSync(values.html, roundTripReport({ explanations: items.map((it) => it.explanation), results, controls, crossRow, note: `${ar.info.model.path}; AR block ${ar.info.layer}` }));
+      if (!values.json) console.error(`report written to ${values.html}`);
+    }
+    if (values.json) console.log(JSON.stringify(controls ? { results, controls } : results));
+    else {
+      if (results.length > 1) console.log(`mean cos = ${(results.reduce((s, r) => s + r.cosine, 0) / results.length).toFixed(4)} over ${results.length}`);
+      if (controls) console.log(`controls: cos ${controls.mean.cosine.toFixed(4)}, empty ${controls.mean.emptyCosine.toFixed(4)}, gibberish ${controls.mean.gibberishCosine.toFixed(4)}, content Δ ${controls.mean.contentDelta.toFixed(4)} ± ${controls.contentDeltaSd.toFixed(4)}`);
+    }
   } finally {
     await ar.close();
   }
@@ -215,8 +249,9 @@ async function cmdDemo(values: Values): Promise<void> {
     rts.forEach((r, i) => say(`  explanation ${i + 1}: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
     say(`\nthe whole NLA loop (text → block-${activationLayer} activation → AV → AR), one base model for both adapters:`);
     full.forEach((r) => say(`  AV wrote ${JSON.stringify(r.text.slice(0, 70))} (${r.finishReason})\n  AR: cos = ${r.cosine.toFixed(4)}, direction-MSE = ${r.mse.toFixed(4)}`));
-    say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter ./gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
-    say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter, and the adapter folder of Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 as published)');
+    say(`\nWith the real files:\n  npx nla-ar reconstruct --model gemma-4-E2B-Q4_K_M.gguf --adapter hf:Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1 "<explanation>…</explanation>"`);
+    say('  (a Gemma-4-E2B GGUF from llama.cpp\'s converter; the published adapter is downloaded into the Hugging Face cache on first use;');
+    say("   in code: Reconstructor.fromPretrained('Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1', { model })");
   } finally {
     await ar.close();
   }
@@ -259,6 +294,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'round-trip': await (values.av || values.ar ? cmdAutoencode(values) : cmdRoundTrip(values)); break;
       case 'tokenize': await cmdTokenize(values, rest); break;
       case 'info': await cmdInfo(values); break;
+      case 'pull': await pull(values, rest); break;
+      case 'inspect': inspect(values); break;
       default: throw new UsageError(`unknown command '${cmd}'`);
     }
     return 0;

@@ -25,6 +25,8 @@ export const NLA_ERROR_CODES = [
   'ERR_NLA_NO_CUDA', // device 'cuda' was requested but no usable GPU/driver/binary exists
   'ERR_NLA_OUT_OF_MEMORY', // an allocation (host or device) failed
   'ERR_NLA_NATIVE_LOAD', // the native binary could not be loaded
+  'ERR_NLA_HUB', // a Hugging Face Hub download failed (not found, unreachable, offline and not cached, corrupt)
+  'ERR_NLA_HUB_AUTH', // the Hub refused the request (401/403): private or gated repository, missing or bad HF_TOKEN
   'ERR_NLA_INTERNAL', // a bug: please report it
 ] as const;
 

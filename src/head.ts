@@ -15,6 +15,7 @@ import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { NlaError } from './errors';
 import { readTorchStateDict } from './formats/torch';
+import { ActivationVector } from './vector';
 
 /** Upper bound for a head file read into memory (the real one is 9.4 MB). */
 const MAX_HEAD_FILE_BYTES = 1 << 30;
@@ -69,7 +70,7 @@ export class LinearHead {
         throw new NlaError('ERR_NLA_INVALID_ARG', `LinearHead.apply: h[${i}] = ${v} overflows float32`);
       }
     }
-    const out = new Float32Array(this.outDim);
+    const out = new ActivationVector(this.outDim); // a Float32Array that prints compactly (vector.ts)
     const w = this.weight;
     const n = this.inDim;
     for (let o = 0; o < this.outDim; o++) {

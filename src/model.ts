@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { NlaError } from './errors';
+import { resolveModelPath } from './hub';
 import { loadNative, toNlaError, type Device, type NativeAdapter, type NativeBinding, type NativeModel } from './native';
 
 /** A base model opened in the engine, with the binding and the reasons the backend was chosen. */
@@ -14,11 +15,13 @@ export interface OpenedModel {
   readonly reasons: string[];
 }
 
+/** Opens `model`: a GGUF path, or `hf:OWNER/REPO[@REV]/FILE.gguf` (downloaded into the Hugging Face cache once). */
 export async function openBaseModel(o: { model: string; device: Device; threads?: number; numerics: 'exact' | 'llamacpp' }): Promise<OpenedModel> {
   const { binding, backend, reasons } = loadNative(o.device);
-  if (!fs.existsSync(o.model)) throw new NlaError('ERR_NLA_IO', `model file not found: ${o.model}`);
+  const model = await resolveModelPath(o.model);
+  if (!fs.existsSync(model)) throw new NlaError('ERR_NLA_IO', `model file not found: ${model}`);
   try {
-    const native = await binding.openModel(o.model, { threads: o.threads, device: backend, gelu: o.numerics === 'llamacpp' ? 'fp16-table' : 'exact' });
+    const native = await binding.openModel(model, { threads: o.threads, device: backend, gelu: o.numerics === 'llamacpp' ? 'fp16-table' : 'exact' });
     return { native, binding, backend, reasons };
   } catch (e) {
     throw toNlaError(e);

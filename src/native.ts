@@ -2,8 +2,11 @@
  * Loads the native binding. Two variants may exist: the CPU build (package root) and
  * the CUDA build (variants/cuda), each as a local build or a shipped prebuild
  * (node-gyp-build decides which). 'auto' uses CUDA when its binary loads and reports a
- * device, otherwise CPU, and records why.
+ * device, otherwise CPU, and records why. The CUDA binary is first loaded in a child process
+ * (probeCuda), so a broken binary or driver cannot take the host process down.
  */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NlaError, isNlaErrorCode } from './errors';
 
@@ -224,6 +227,8 @@ export interface NativeBinding {
     kind: 'head' | 'adapter',
   ): Promise<{ metadata: Record<string, string>; tensors: Record<string, { dtype: string; shape: number[]; data: Float32Array }> }>;
   cudaDeviceCount(): number;
+  /** A few CUDA kernels on device 0 against the CPU reference (CPU builds: ok false). */
+  cudaSelfTest(): { ok: boolean; error?: string };
   cpuKernels(): string;
 }
 
@@ -239,7 +244,7 @@ const ROOT = path.resolve(__dirname, '..');
 const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
 
 let cpuCache: NativeBinding | undefined;
-let cudaCache: { binding?: NativeBinding; error?: string } | undefined;
+let cudaCache: { binding?: NativeBinding; error?: string; probe?: CudaProbe } | undefined;
 
 /*
  * Realm safety. The addon creates its typed arrays (token ids, captured states, safetensors data) with the
@@ -347,15 +352,60 @@ function realmSafe(raw: NativeBinding): NativeBinding {
   return b;
 }
 
+/** Folder whose build/Release or prebuilds/<platform>-<arch> holds the CUDA variant; NLA_AR_CUDA_DIR overrides it
+ *  (to try another build, or in tests a deliberately broken one). */
+export function cudaVariantDir(): string {
+  const o = process.env.NLA_AR_CUDA_DIR;
+  return o ? path.resolve(o) : path.join(ROOT, 'variants', 'cuda');
+}
+
+/** What node-gyp-build looks at under `dir`, for error messages and `nla-ar inspect`. */
+export function describeSearch(dir: string): string[] {
+  const tag = `${process.platform}-${process.arch}`;
+  const where = [path.join(dir, 'build', 'Release'), path.join(dir, 'build', 'Debug'), path.join(dir, 'prebuilds', tag)];
+  return where.map((d) => {
+    let files: string[];
+    try {
+      files = fs.readdirSync(d).filter((f) => f.endsWith('.node'));
+    } catch {
+      return `${d}: absent`;
+    }
+    return `${d}: ${files.length ? files.join(', ') : 'no .node file'}`;
+  });
+}
+
+/** The .node file node-gyp-build would load from `dir`, or the reason there is none. */
+export function resolveVariant(dir: string): { file?: string; error?: string } {
+  try {
+    return { file: (nodeGypBuild as unknown as { resolve(d: string): string }).resolve(dir) };
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0] };
+  }
+}
+
+const CPU_LOAD_HELP = [
+  'What to do:',
+  '  npm rebuild nla-ar                        reruns the install script, which builds the CPU variant from source when',
+  '                                            no prebuild fits this platform (needs CMake >= 3.25 and a C++17 compiler)',
+  '  npm install nla-ar --build-from-source    always builds from source',
+  '  If the install ran with NLA_AR_SKIP_BUILD=1, with --ignore-scripts, or npm did not run the install script',
+  '  (npm 11 asks: `npm install-scripts approve nla-ar`), nothing was built: rerun it without those.',
+  '  In a git checkout: npm run build:native.   `npx nla-ar inspect` shows what was found.',
+].join('\n');
+
 function loadCpu(): NativeBinding {
   if (!cpuCache) {
     try {
       cpuCache = realmSafe(nodeGypBuild(ROOT) as NativeBinding);
     } catch (e) {
+      const tried = [
+        ...(process.env.NLA_AR_PREBUILD ? [`NLA_AR_PREBUILD=${process.env.NLA_AR_PREBUILD}`] : []),
+        ...describeSearch(ROOT),
+      ];
       throw new NlaError(
         'ERR_NLA_NATIVE_LOAD',
-        `could not load the nla-ar native binary: ${(e as Error).message.split('\n')[0]}. ` +
-          'Build it with `npm run build:native` (needs cmake and a C++17 compiler).',
+        `could not load the nla-ar native binary (CPU variant, ${process.platform}-${process.arch}, Node ${process.version}, ` +
+          `N-API ${process.versions.napi}): ${(e as Error).message.split('\n')[0]}\nTried:\n${tried.map((t) => `  ${t}`).join('\n')}\n${CPU_LOAD_HELP}`,
         { cause: e },
       );
     }
@@ -363,19 +413,102 @@ function loadCpu(): NativeBinding {
   return cpuCache;
 }
 
-function loadCuda(): { binding?: NativeBinding; error?: string } {
+/** The outcome of loading the CUDA variant in a child process. */
+export interface CudaProbe {
+  /** The binary loaded in the child and reported at least one device. */
+  ok: boolean;
+  dir: string;
+  /** The .node file that was tried. */
+  file?: string;
+  /** > 0: devices; <= 0: minus the cudaError (35: no or too old driver, 100: no device). */
+  deviceCount?: number;
+  /** Why the variant cannot be used (absent, failed to load, crashed, no device). */
+  error?: string;
+  /** The child process died (signal or abnormal exit) instead of answering: the host would have crashed too. */
+  crashed?: boolean;
+  ms: number;
+}
+
+// Runs in the child: resolve, load, count devices, print one JSON line. Anything that kills it (a driver fault,
+// a bad binary, an abort in a static initializer) kills only the child.
+const PROBE_SCRIPT = `
+const [ngb, dir] = process.argv.slice(1);
+const out = (o) => process.stdout.write('\\n' + JSON.stringify(o) + '\\n');
+let file;
+try { file = require(ngb).resolve(dir); } catch (e) { out({ stage: 'resolve', error: String(e.message).split('\\n')[0] }); process.exit(0); }
+let b;
+try { b = require(file); } catch (e) { out({ stage: 'load', file, error: String(e.message).split('\\n')[0] }); process.exit(0); }
+if (b.variant !== 'cuda') { out({ stage: 'load', file, error: 'not the CUDA variant (variant = ' + b.variant + ')' }); process.exit(0); }
+const n = b.cudaDeviceCount();
+// A few of this binary's kernels on device 0, checked against the CPU reference: a driver that lists the device
+// but cannot run this binary's code (wrong architecture, broken JIT) is caught here too, in the child.
+const kernel = n > 0 && typeof b.cudaSelfTest === 'function' ? b.cudaSelfTest() : undefined;
+out({ stage: 'count', file, deviceCount: n, kernel });
+`;
+
+/** Loads the CUDA variant in a child process and reports what happened (cached per folder). */
+export function probeCuda(dir: string = cudaVariantDir(), timeoutMs = 60_000): CudaProbe {
+  const cached = probeCache.get(dir);
+  if (cached) return cached;
+  const t0 = Date.now();
+  const done = (p: Omit<CudaProbe, 'dir' | 'ms'>): CudaProbe => {
+    const r = { ...p, dir, ms: Date.now() - t0 };
+    probeCache.set(dir, r);
+    return r;
+  };
+  const found = resolveVariant(dir);
+  if (!found.file) return done({ ok: false, error: `no CUDA binary (${found.error})` });
+  const r = spawnSync(process.execPath, ['-e', PROBE_SCRIPT, require.resolve('node-gyp-build'), dir], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    windowsHide: true,
+  });
+  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  let msg: { stage?: string; file?: string; error?: string; deviceCount?: number; kernel?: { ok: boolean; error?: string } } | undefined;
+  try {
+    msg = line.startsWith('{') ? JSON.parse(line) : undefined;
+  } catch {
+    msg = undefined;
+  }
+  if (r.error) return done({ ok: false, file: found.file, error: `the probe process failed (${r.error.message})`, crashed: (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' });
+  if (!msg || r.status !== 0) {
+    const how = r.signal ? `was killed by ${r.signal}` : `exited with status ${r.status}`;
+    const err = (r.stderr ?? '').trim().split('\n').filter(Boolean).slice(-1)[0];
+    return done({ ok: false, file: found.file, crashed: true, error: `loading ${found.file} crashed the probe process (it ${how}${err ? `: ${err}` : ''})` });
+  }
+  if (msg.error) return done({ ok: false, file: msg.file ?? found.file, error: `${msg.file ?? found.file} does not load (${msg.error})` });
+  const n = Number(msg.deviceCount);
+  if (!(n > 0)) return done({ ok: false, file: msg.file, deviceCount: n, error: `no usable device (cudaError ${-n})` });
+  if (msg.kernel && !msg.kernel.ok) return done({ ok: false, file: msg.file, deviceCount: n, error: `the device is listed but this binary's kernels do not run on it (${msg.kernel.error})` });
+  return done({ ok: true, file: msg.file, deviceCount: n });
+}
+const probeCache = new Map<string, CudaProbe>();
+
+function loadCuda(): { binding?: NativeBinding; error?: string; probe?: CudaProbe } {
   if (!cudaCache) {
     if (process.platform !== 'linux') cudaCache = { error: `no CUDA build for ${process.platform}` };
     else {
-      try {
-        cudaCache = { binding: realmSafe(nodeGypBuild(path.join(ROOT, 'variants', 'cuda')) as NativeBinding) };
-      } catch (e) {
-        cudaCache = { error: (e as Error).message.split('\n')[0] };
+      // The CUDA binary (and the driver it starts) is tried in a child process first: if it crashes, only the
+      // child dies, and the host falls back to the CPU variant (node-llama-cpp does the same).
+      const probe = probeCuda();
+      if (!probe.ok) cudaCache = { error: probe.error, probe };
+      else {
+        try {
+          cudaCache = { binding: realmSafe(nodeGypBuild(probe.dir) as NativeBinding), probe };
+        } catch (e) {
+          cudaCache = { error: `${probe.file} passed the probe but does not load here (${(e as Error).message.split('\n')[0]})`, probe };
+        }
       }
     }
   }
   return cudaCache;
 }
+
+const CUDA_HELP =
+  'To use the GPU: an NVIDIA driver >= 580 (CUDA 13) must be installed and working (nvidia-smi), and the CUDA variant present: ' +
+  'it ships prebuilt for linux-x64, or build it with `NLA_AR_BUILD_CUDA=1 npm rebuild nla-ar` (needs nvcc). `npx nla-ar inspect` shows the probe.';
 
 /** Picks the binding for a requested device. */
 export function loadNative(requested: Device = 'auto'): LoadedBinding {
@@ -387,13 +520,52 @@ export function loadNative(requested: Device = 'auto'): LoadedBinding {
       if (n > 0) return { binding: cuda.binding, backend: 'cuda', reasons: [`cuda: ${n} device(s)`] };
       reasons.push(`cuda: no usable device (cudaError ${-n})`);
     } else {
-      reasons.push(`cuda: no CUDA binary (${cuda.error})`);
+      reasons.push(`cuda: ${cuda.error}`);
     }
-    if (requested === 'cuda') throw new NlaError('ERR_NLA_NO_CUDA', `device 'cuda' was requested but ${reasons.join('; ')}`);
+    if (requested === 'cuda') throw new NlaError('ERR_NLA_NO_CUDA', `device 'cuda' was requested but ${reasons.join('; ')}. ${CUDA_HELP}`);
   } else {
     reasons.push('cpu requested');
   }
   return { binding: loadCpu(), backend: 'cpu', reasons };
+}
+
+/** Platform, variants found, the CUDA probe and the CPU kernels: what `nla-ar inspect` prints. */
+export interface NativeReport {
+  platform: { os: string; arch: string; libc: string; node: string; napi: string | undefined };
+  cpu: { dir: string; searched: string[]; file?: string; error?: string; kernels?: string };
+  cuda: { dir: string; searched: string[]; probe: CudaProbe | null };
+  auto: { backend?: 'cpu' | 'cuda'; reasons?: string[]; error?: string };
+  env: Record<string, string>;
+}
+
+export function nativeReport(): NativeReport {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const libc = process.platform !== 'linux' ? '-' : header?.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'musl (no glibc)';
+  const cpuFile = resolveVariant(ROOT);
+  const cpu: NativeReport['cpu'] = { dir: ROOT, searched: describeSearch(ROOT), ...cpuFile };
+  try {
+    cpu.kernels = loadCpu().cpuKernels();
+  } catch (e) {
+    cpu.error = (e as Error).message.split('\n')[0];
+  }
+  const dir = cudaVariantDir();
+  const cuda = { dir, searched: describeSearch(dir), probe: process.platform === 'linux' ? probeCuda(dir) : null };
+  let auto: NativeReport['auto'];
+  try {
+    const r = loadNative('auto');
+    auto = { backend: r.backend, reasons: r.reasons };
+  } catch (e) {
+    auto = { error: (e as Error).message.split('\n')[0] };
+  }
+  const env: Record<string, string> = {};
+  for (const k of ['NLA_AR_CUDA_DIR', 'NLA_AR_PREBUILD', 'PREBUILDS_ONLY', 'UV_THREADPOOL_SIZE', 'CUDA_VISIBLE_DEVICES']) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  return {
+    platform: { os: process.platform, arch: process.arch, libc, node: process.version, napi: process.versions.napi },
+    cpu,
+    cuda,
+    auto,
+    env,
+  };
 }
 
 /** Turns an error thrown by the binding into an NlaError (the binding sets `code`). */

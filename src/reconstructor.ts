@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NlaError } from './errors';
+import { ActivationVector } from './vector';
 import { LinearHead } from './head';
 import { loadLinearHead } from './head-file';
 import { cosine, directionMse, fve, baselineMse, type Vector } from './metrics';
@@ -38,6 +39,7 @@ import {
   type RoundTripOptions,
   type TokenizeOptions,
 } from './options';
+import { resolvePretrainedLoad, type PretrainedLoadOptions } from './hub';
 
 export interface ReconstructorInfo {
   /** 'cpu' or 'cuda', and why that backend was chosen. */
@@ -188,6 +190,18 @@ export class Reconstructor implements AsyncDisposable {
     }
   }
 
+  /**
+   * Loads the AR from a Hugging Face repository holding the published PEFT folder (adapter_config.json,
+   * adapter_model.safetensors, linear_head.pt), e.g. 'Solshine/gemma-4-e2b-nla-L23-ar-v0_0_1', downloaded into the
+   * Hugging Face cache on first use and read from it afterwards without any network call. `model` is a GGUF path
+   * or an `hf:OWNER/REPO[@REVISION]/FILE.gguf` URI; `hub` sets the revision, token, progress callback and signal;
+   * the other options are load()'s.
+   */
+  static async fromPretrained(repo: string, options: PretrainedLoadOptions): Promise<Reconstructor> {
+    const { load, model, adapter } = await resolvePretrainedLoad(repo, 'reconstructor', options);
+    return Reconstructor.load({ ...load, model, adapter });
+  }
+
   get info(): ReconstructorInfo {
     return this._info;
   }
@@ -245,7 +259,7 @@ export class Reconstructor implements AsyncDisposable {
     let out: Float32Array[];
     if (this.nativeHead) {
       const nativeHead = this.nativeHead;
-      out = await this.run((flag) => this.session.reconstruct(prompts, { layer, adapter, head: nativeHead }, flag), o.signal);
+      out = (await this.run((flag) => this.session.reconstruct(prompts, { layer, adapter, head: nativeHead }, flag), o.signal)).map(ActivationVector.view);
     } else {
       const states = await this.run((flag) => this.session.hiddenStates(prompts, { layer, adapter }, flag), o.signal);
       out = states.map((h) => head.apply(h.data));
@@ -263,7 +277,7 @@ export class Reconstructor implements AsyncDisposable {
     this.checkLayer(layer);
     const adapter = o.adapter && this.nativeAdapter ? this.nativeAdapter : undefined;
     const [h] = await this.run((flag) => this.session.hiddenStates([prompt], { layer, adapter, allTokens: o.positions === 'all' }, flag), o.signal);
-    return h.data;
+    return ActivationVector.view(h.data);
   }
 
   /**
@@ -281,7 +295,7 @@ export class Reconstructor implements AsyncDisposable {
     this.checkLayer(o.layer);
     const layer = o.layer;
     const states = await this.run((flag) => this.session.hiddenStates(list, { layer }, flag), o.signal);
-    const out = states.map((h) => h.data);
+    const out = states.map((h) => ActivationVector.view(h.data));
     return single ? out[0] : out;
   }
 

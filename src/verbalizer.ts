@@ -7,9 +7,10 @@
  */
 import { z } from 'zod';
 import { NlaError } from './errors';
+import { ActivationVector } from './vector';
 import { loadAdapterDir, openBaseModel, type OpenedModel } from './model';
 import { toNlaError, type NativeAdapter, type NativeAdapterInfo, type NativeModel, type NativeModelInfo, type NativeSession, type NativeVerbalizer } from './native';
-import { ActivationOptionsSchema, parseOptions } from './options';
+import { ActivationOptionsSchema, parseOptions, type OptionsSchema } from './options';
 import { injectionNorm, readSidecar, type InjectionMarkerIds, type InjectionScale } from './sidecar';
 import type { Vector } from './metrics';
 
@@ -27,45 +28,100 @@ export const RELEASED_MARKER: InjectionMarkerIds = { token: 249568, left: 236813
 /** The placeholder the reference sidecars use for the marker character in their AV templates. */
 const INJECT_PLACEHOLDER = '<INJECT>';
 
-const positive = z.number().positive().refine(Number.isFinite, { error: 'must be finite' });
-const markerSchema = z.strictObject({ token: z.int().min(0), left: z.int().min(-1), right: z.int().min(-1) });
-const scaleSchema = z.union([z.literal('sqrt_d_model'), z.literal('raw'), positive]);
+/** The injection marker's token ids (see RELEASED_MARKER). */
+export interface MarkerIds {
+  token: number;
+  /** -1: not checked */
+  left: number;
+  right: number;
+}
 
-export const VerbalizerLoadOptionsSchema = z.strictObject({
+export interface VerbalizerLoadOptions {
   /** Base model: a llama.cpp GGUF with general.architecture = gemma4. */
-  model: z.string().min(1),
+  model: string;
   /** The AV's PEFT folder (adapter_config.json, adapter_model.safetensors, optional nla_meta.yaml); null: the base model. */
-  adapter: z.string().min(1).nullable(),
+  adapter: string | null;
   /** The AV prompt with the marker character (default: the adapter's nla_meta.yaml template, else DEFAULT_AV_TEMPLATE). */
-  template: z.string().min(1).optional(),
+  template?: string;
   /** Marker token ids (default: nla_meta.yaml's, else the released pair's RELEASED_MARKER). */
-  marker: markerSchema.optional(),
+  marker?: MarkerIds;
   /** Scale of the injected vector (default: nla_meta.yaml's injection_scale, else 'sqrt_d_model'). */
-  injectionScale: scaleSchema.optional(),
+  injectionScale?: InjectionScale;
   /** Most tokens a sequence may hold, prompt included (default: the model's context length). */
+  maxTokens?: number;
+  device?: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
+  /** 'exact': tanh-GELU in fp32. 'llamacpp': GELU through fp16 as llama.cpp's CPU backend does (for comparisons). */
+  numerics?: 'exact' | 'llamacpp';
+}
+
+/** VerbalizerLoadOptions after validation, defaults filled in. */
+export interface ResolvedVerbalizerOptions {
+  model: string;
+  adapter: string | null;
+  template?: string;
+  marker?: MarkerIds;
+  injectionScale?: InjectionScale;
+  maxTokens?: number;
+  device: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
+  numerics: 'exact' | 'llamacpp';
+}
+
+export interface VerbalizeOptions {
+  /** New tokens at most (default 120, as the released scripts). */
+  maxTokens?: number;
+  /** 0 (default): greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Seed of the sampler; item i of a batch uses seed + i (so a batch equals its items one by one). */
+  seed?: number;
+  /** Generation also ends when the text contains one of these (finishReason 'stop'; the text is cut before it). */
+  stop?: string[];
+  signal?: AbortSignal;
+}
+
+interface ResolvedVerbalizeOptions {
+  maxTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
+  stop?: string[];
+  signal?: AbortSignal;
+}
+
+const positive = z.number().positive().refine(Number.isFinite, { error: 'must be finite' });
+const markerZod = z.strictObject({ token: z.int().min(0), left: z.int().min(-1), right: z.int().min(-1) });
+const scaleZod = z.union([z.literal('sqrt_d_model'), z.literal('raw'), positive]);
+
+const VerbalizerLoadOptionsZod = z.strictObject({
+  model: z.string().min(1),
+  adapter: z.string().min(1).nullable(),
+  template: z.string().min(1).optional(),
+  marker: markerZod.optional(),
+  injectionScale: scaleZod.optional(),
   maxTokens: z.int().min(1).optional(),
   device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   threads: z.int().min(1).max(1024).optional(),
-  /** 'exact': tanh-GELU in fp32. 'llamacpp': GELU through fp16 as llama.cpp's CPU backend does (for comparisons). */
   numerics: z.enum(['exact', 'llamacpp']).default('exact'),
 });
-export type VerbalizerLoadOptions = z.input<typeof VerbalizerLoadOptionsSchema>;
-type ResolvedVerbalizerOptions = z.output<typeof VerbalizerLoadOptionsSchema>;
+export const VerbalizerLoadOptionsSchema: OptionsSchema<ResolvedVerbalizerOptions> = VerbalizerLoadOptionsZod;
 
-export const VerbalizeOptionsSchema = z.strictObject({
-  /** New tokens at most (default 120, as the released scripts). */
+const VerbalizeOptionsZod = z.strictObject({
   maxTokens: z.int().min(1).default(120),
-  /** 0 (default): greedy. */
   temperature: z.number().min(0).refine(Number.isFinite, { error: 'must be finite' }).default(0),
   topK: z.int().min(0).optional(),
   topP: z.number().gt(0).max(1).optional(),
-  /** Seed of the sampler; item i of a batch uses seed + i (so a batch equals its items one by one). */
   seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  /** Generation also ends when the text contains one of these (finishReason 'stop'; the text is cut before it). */
   stop: z.array(z.string().min(1)).max(64).optional(),
   signal: z.instanceof(AbortSignal).optional(),
 });
-export type VerbalizeOptions = z.input<typeof VerbalizeOptionsSchema>;
+export const VerbalizeOptionsSchema: OptionsSchema<ResolvedVerbalizeOptions> = VerbalizeOptionsZod;
+
+/** @internal The zod shapes, for the Autoencoder's schema. */
+export const verbalizerZodFields = { template: VerbalizerLoadOptionsZod.shape.template, marker: VerbalizerLoadOptionsZod.shape.marker, injectionScale: VerbalizerLoadOptionsZod.shape.injectionScale };
 
 export interface Verbalization {
   /** The decoded new tokens (special tokens skipped), as the released scripts pass it to the AR. */
@@ -246,7 +302,7 @@ export class Verbalizer implements AsyncDisposable {
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const job = this.queue.then(async () => {
       try {
-        return (await this.session.hiddenStates(list, { layer: o.layer }, flag)).map((h) => h.data);
+        return (await this.session.hiddenStates(list, { layer: o.layer }, flag)).map((h) => ActivationVector.view(h.data));
       } catch (e) {
         throw toNlaError(e);
       }
@@ -378,3 +434,13 @@ export function verbalizationStats(texts: readonly string[]): {
     uniquePrefixes: { 40: rate(distinct(40)), 80: rate(distinct(80)), 120: rate(distinct(120)), 200: rate(distinct(200)), full: rate(full) },
   };
 }
+
+// Compile-time: each interface is exactly what its schema accepts (input) and returns (output).
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+function sameTypes<_ extends true[]>(): void {}
+sameTypes<[
+  Same<z.input<typeof VerbalizerLoadOptionsZod>, VerbalizerLoadOptions>,
+  Same<z.output<typeof VerbalizerLoadOptionsZod>, ResolvedVerbalizerOptions>,
+  Same<z.input<typeof VerbalizeOptionsZod>, VerbalizeOptions>,
+  Same<z.output<typeof VerbalizeOptionsZod>, ResolvedVerbalizeOptions>,
+]>();

@@ -204,6 +204,164 @@ export async function f(model: string): Promise<number> {
     );
     await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(app, 'tsconfig.json')], app);
   });
+
+  // ---------------------------------------------------------------- issue 12: import styles and compilers
+
+  testOnline('ESM entry (lib/index.mjs): named, default and namespace imports are the CommonJS objects (one instance)', async () => {
+    const f = path.join(app, 'styles.mjs');
+    fs.writeFileSync(f, `import nla, { Reconstructor, NlaError } from 'nla-ar';
+import * as ns from 'nla-ar';
+import { createRequire } from 'node:module';
+const cjs = createRequire(import.meta.url)('nla-ar');
+const names = (o) => Object.keys(o).filter((k) => k !== 'default' && k !== '__esModule').sort();
+console.log(JSON.stringify({
+  named: Reconstructor === cjs.Reconstructor && NlaError === cjs.NlaError,
+  dflt: nla === cjs.default && nla.Reconstructor === Reconstructor,
+  ns: ns.Reconstructor === Reconstructor && ns.default === nla,
+  esmNames: names(ns), cjsNames: names(cjs), defaultNames: names(nla),
+}));
+`);
+    const { stdout } = await run(process.execPath, [f], app);
+    const out = JSON.parse(stdout) as { named: boolean; dflt: boolean; ns: boolean; esmNames: string[]; cjsNames: string[]; defaultNames: string[] };
+    expect({ named: out.named, dflt: out.dflt, ns: out.ns }).toEqual({ named: true, dflt: true, ns: true });
+    expect(out.esmNames).toEqual(out.cjsNames);
+    expect(out.defaultNames).toEqual(out.cjsNames);
+    expect(out.cjsNames).toEqual(expect.arrayContaining(['Reconstructor', 'NlaError', 'ActivationVector', 'hubDownload', 'roundTripTable', 'demoFiles']));
+    // CommonJS: require('nla-ar').default and a dynamic import() reach the same objects
+    const g = path.join(app, 'styles.cjs');
+    fs.writeFileSync(g, `const cjs = require('nla-ar');
+import('nla-ar').then((esm) => console.log(JSON.stringify({ dflt: cjs.default.Reconstructor === cjs.Reconstructor, dyn: esm.Reconstructor === cjs.Reconstructor && esm.default === cjs.default })));
+`);
+    const r2 = JSON.parse((await run(process.execPath, [g], app)).stdout) as { dflt: boolean; dyn: boolean };
+    expect(r2).toEqual({ dflt: true, dyn: true });
+  });
+
+  // One consumer of the public API; each @ts-expect-error fails the compile if the type under it became `any`.
+  const consumer = `import nla, { Reconstructor, NlaError, ActivationVector, roundTripTable, controlsChart, crossRowIdentity, hubDownload, formatProgress,
+  type LoadOptions, type HubOptions, type DownloadProgress, type RoundTripResult, type ControlsSummary, type PretrainedLoadOptions, type NlaErrorCode } from 'nla-ar';
+import * as ns from 'nla-ar';
+
+export async function use(model: string): Promise<string> {
+  const load: LoadOptions = { model, adapter: null, layer: 3, device: 'cpu', numerics: 'exact' };
+  // @ts-expect-error a misspelled option
+  const typo: LoadOptions = { model, layr: 3 };
+  // @ts-expect-error a wrong option value
+  const wrong: LoadOptions = { model, device: 'gpu' };
+  const ar: Reconstructor = await nla.Reconstructor.load(load);
+  const same: typeof Reconstructor = ns.Reconstructor;
+  // @ts-expect-error an unknown roundTrip option
+  await ar.roundTrip({ activation: [1], explanation: 'x' }, { meen: [1] });
+  const a: Float32Array = await ar.activation('text', { layer: 2 });
+  const rt: RoundTripResult = await ar.roundTrip({ activation: a, explanation: 'x' });
+  // @ts-expect-error cosine is a number
+  const s: string = rt.cosine;
+  const c: ControlsSummary = await ar.controls([{ activation: a, explanation: 'x' }], { seed: 3 });
+  const hub: HubOptions = { revision: 'main', signal: AbortSignal.timeout(1000), onProgress: (p: DownloadProgress) => console.log(formatProgress(p)) };
+  // @ts-expect-error an unknown hub option
+  const badHub: HubOptions = { revison: 'main' };
+  const pre: PretrainedLoadOptions = { model: 'hf:owner/repo/model.gguf', layer: 17, hub };
+  // @ts-expect-error fromPretrained takes the adapter from the repository
+  const badPre: PretrainedLoadOptions = { model, adapter: 'x' };
+  const ar2: Reconstructor = await Reconstructor.fromPretrained('owner/repo', pre);
+  const n: number = ActivationVector.view(a).norm;
+  const code: NlaErrorCode = new NlaError('ERR_NLA_HUB', 'm').code;
+  const f = await hubDownload('owner/repo', 'x', hub);
+  await ar.close();
+  await ar2.close();
+  return roundTripTable([rt]) + controlsChart(c) + crossRowIdentity([a, a], [a, a]).top1 + f.path + code + n + (same === Reconstructor) + [typo, wrong, badHub, badPre, s].length;
+}
+`;
+
+  let ts50: string;
+  async function typescript50(): Promise<string> {
+    if (!ts50) {
+      const dir = path.join(tmp, 'ts-5.0');
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'ts50', version: '1.0.0', private: true }));
+      // tslab 1.0.22 compiles notebook cells with TypeScript 5.0.4; a temp install, as a devDependency alias's tsc
+      // bin would shadow the repo's TypeScript 6 in node_modules/.bin
+      await run(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', 'typescript@5.0.4'], dir);
+      ts50 = path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
+    }
+    return ts50;
+  }
+
+  // one program per setting (each checks every declaration file, @types/node included, so they are not cheap)
+  const configs: Record<string, { files: string[]; options: Record<string, unknown> }> = {
+    // what tslab does: CommonJS, Node10 resolution (main/types), esModuleInterop
+    'tslab (commonjs, node10, esModuleInterop)': { files: ['c-tslab.ts'], options: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true } },
+    // a CommonJS file (require condition, index.d.ts) and an ESM file (import condition, index.d.mts)
+    'node16 (.cts and .mts)': { files: ['c-node16.cts', 'c-node16.mts'], options: { module: 'node16', moduleResolution: 'node16' } },
+    'bundler': { files: ['c-bundler.ts'], options: { module: 'esnext', moduleResolution: 'bundler' } },
+  };
+
+  for (const [ts, label] of [['5.0', 'TypeScript 5.0.4 (tslab)'], ['repo', `TypeScript ${require('typescript/package.json').version as string}`]] as const) {
+    testOnline(`${label}: the shipped declarations type-check with skipLibCheck: false under tslab, node16 (CJS, ESM) and bundler settings; no option type is any`, async () => {
+      const tsc = ts === '5.0' ? await typescript50() : require.resolve('typescript/bin/tsc');
+      const dir = path.join(app, `types-${ts}`);
+      fs.mkdirSync(dir, { recursive: true });
+      const failures: string[] = [];
+      for (const [name, c] of Object.entries(configs)) {
+        for (const f of c.files) fs.writeFileSync(path.join(dir, f), consumer);
+        const deprecated = ts === 'repo' && c.options.moduleResolution === 'node10' ? { ignoreDeprecations: '6.0' } : {};
+        const cfg = path.join(dir, `tsconfig.${c.files[0]}.json`);
+        fs.writeFileSync(cfg, JSON.stringify({
+          compilerOptions: { ...c.options, ...deprecated, target: 'ES2022', lib: ['ES2022'], strict: true, noEmit: true, skipLibCheck: false,
+            typeRoots: [path.join(ROOT, 'node_modules', '@types')], types: ['node'] },
+          files: c.files,
+        }));
+        try {
+          await run(process.execPath, [tsc, '-p', cfg], app);
+        } catch (e) {
+          failures.push(`${name}: ${(e as Error).message}`);
+        }
+      }
+      expect(failures).toEqual([]);
+    }, 180_000);
+  }
+
+  testOnline('`import nla from \'nla-ar\'` compiled by TypeScript runs in every module setting (tslab-style CommonJS, no esModuleInterop, ESM)', async () => {
+    if (!demo) throw new Error('the demo test did not produce the demo files');
+    const src = `import nla, { Reconstructor } from 'nla-ar';
+import * as ns from 'nla-ar';
+async function main(): Promise<void> {
+  const [model, adapter, layer] = process.argv.slice(2);
+  const ar = await nla.Reconstructor.load({ model, adapter, layer: Number(layer), device: 'cpu' });
+  const v = await ar.reconstruct('<explanation>a packaged call</explanation>');
+  await ar.close();
+  console.log(JSON.stringify({ same: nla.Reconstructor === Reconstructor && ns.Reconstructor === Reconstructor, n: v.length, first: v[0] }));
+}
+main().catch((e) => { console.error(e); process.exit(1); });
+`;
+    const variants: { name: string; file: string; options: Record<string, unknown> }[] = [
+      { name: 'commonjs + esModuleInterop', file: 'run-interop.ts', options: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true, ignoreDeprecations: '6.0' } },
+      { name: 'commonjs without esModuleInterop', file: 'run-plain.ts', options: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: false, ignoreDeprecations: '6.0' } },
+      { name: 'node16 ESM', file: 'run-esm.mts', options: { module: 'node16', moduleResolution: 'node16' } },
+    ];
+    const outs: unknown[] = [];
+    for (const v of variants) {
+      const dir = path.join(app, `emit-${v.file.replace(/\W/g, '_')}`);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, v.file), src);
+      fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
+        // the declarations are type-checked above; this is about what the emitted code does at run time
+        compilerOptions: { ...v.options, target: 'ES2022', lib: ['ES2022'], strict: true, skipLibCheck: true, outDir: 'out', typeRoots: [path.join(ROOT, 'node_modules', '@types')], types: ['node'] },
+        files: [v.file],
+      }));
+      await run(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json')], dir);
+      const js = path.join(dir, 'out', v.file.replace(/\.mts$/, '.mjs').replace(/\.ts$/, '.js'));
+      const { stdout } = await run(process.execPath, [js, demo.model, demo.adapter, String(demo.layer)], app);
+      outs.push({ name: v.name, ...(JSON.parse(stdout) as object) });
+    }
+    const first = (outs[0] as { first: number }).first;
+    expect(outs).toEqual(variants.map((v) => ({ name: v.name, same: true, n: demoModelConfig().nEmbd, first })));
+  }, 180_000);
+
+  testOnline('the tarball carries the ESM entry, its types and binding.gyp with its source lister', async () => {
+    const { stdout } = await run(NPM, ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT);
+    const paths = (JSON.parse(stdout) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
+    expect(['lib/index.mjs', 'lib/index.d.mts', 'binding.gyp', 'scripts/gyp-sources.js', 'lib/hub.js', 'lib/report.js'].filter((p) => !paths.includes(p))).toEqual([]);
+  });
 });
 
 describe('installed from the tarball with its install script, where no prebuild fits', () => {

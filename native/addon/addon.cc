@@ -131,6 +131,22 @@ Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// cudaSelfTest() -> {ok, error?}: a few of this binary's kernels on device 0 against the CPU reference (the
+// loader runs it in its child-process probe).
+Napi::Value CudaSelfTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+#ifdef NLA_HAVE_CUDA
+  const std::string err = nla::cuda_self_test();
+  o.Set("ok", err.empty());
+  if (!err.empty()) o.Set("error", err);
+#else
+  o.Set("ok", false);
+  o.Set("error", "this build has no CUDA backend");
+#endif
+  return o;
+}
+
 Napi::Value CpuKernels(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), nla::cpu_kernels_name()); }
 
 }  // namespace
@@ -150,6 +166,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createHead", Napi::Function::New(env, CreateHead));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("cpuKernels", Napi::Function::New(env, CpuKernels));
+  exports.Set("cudaSelfTest", Napi::Function::New(env, CudaSelfTest));
 #ifdef NLA_HAVE_CUDA
   exports.Set("variant", Napi::String::New(env, "cuda"));
 #else

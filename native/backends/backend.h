@@ -128,6 +128,10 @@ const char* cpu_kernels_name();  // "avx512vnni", "avx2" or "scalar": what make_
 std::unique_ptr<Backend> make_cuda_backend(int device);
 // Number of CUDA devices, or -cudaError when the runtime cannot query them (35: no/old driver, 100: no device).
 int cuda_device_count();
+// Runs a few of this binary's kernels on device 0 (scale, RMS norm, a q8_0 product) and checks the results against
+// the CPU reference: "" when they run and agree, else what failed (a driver that lists the device but cannot run
+// this binary's code: wrong architecture, broken JIT, …). For the loader's child-process probe.
+std::string cuda_self_test();
 #endif
 
 }  // namespace nla

@@ -1,8 +1,8 @@
 /** Pieces shared by the CLI's commands. */
 import { norm } from '../metrics';
+import { UsageError } from './usage';
 
-/** Bad usage: the CLI prints it with the usage text and exits 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 export function int(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;

@@ -24,7 +24,7 @@ function newestMtime(dir: string): number {
 
 function libUpToDate(): boolean {
   const marker = path.join(LIB, 'cli.js');
-  if (!fs.existsSync(marker) || !fs.existsSync(path.join(LIB, 'index.js'))) return false;
+  if (!fs.existsSync(marker) || !fs.existsSync(path.join(LIB, 'index.js')) || !fs.existsSync(path.join(LIB, 'index.mjs'))) return false;
   return fs.statSync(marker).mtimeMs >= newestMtime(path.join(ROOT, 'src'));
 }
 
@@ -67,7 +67,12 @@ export function ensureLib(): void {
     }
   }
   try {
-    if (!libUpToDate()) tsc('tsconfig.json');
+    if (!libUpToDate()) {
+      tsc('tsconfig.json');
+      // the ESM entry (lib/index.mjs), as `npm run build:ts` makes it
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build-esm.js')], { cwd: ROOT, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`build-esm failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+    }
     if (!demoUpToDate()) {
       tsc('tsconfig.tools.json');
       const r = spawnSync(process.execPath, [path.join(ROOT, 'dist-tools', 'tools', 'make-demo.js')], { cwd: ROOT, encoding: 'utf8' });

@@ -658,6 +658,47 @@ CudaBuffer::~CudaBuffer() {
 
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
 
+std::string cuda_self_test() {
+  try {
+    std::unique_ptr<Backend> be = make_cuda_backend(0);
+    std::unique_ptr<Workspace> ws = be->new_workspace();
+    const int64_t n = 64, rows = 3;
+    std::vector<float> x(static_cast<size_t>(n * rows));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((static_cast<int>(i * 37 % 23) - 11)) / 8.0f;
+    Tensor t = ws->alloc(rows, n);
+    be->upload(t, x.data());
+    be->scale(t, 2.0f);
+    std::vector<float> y(x.size());
+    be->download(t, y.data());
+    for (size_t i = 0; i < x.size(); ++i)
+      if (y[i] != 2.0f * x[i]) return "scale: element " + std::to_string(i) + " is " + std::to_string(y[i]) + ", expected " + std::to_string(2.0f * x[i]);
+    // a q8_0 product against the format table's reference dot
+    std::vector<uint8_t> w(static_cast<size_t>(rows) * row_size(GgmlType::Q8_0, n));
+    const TypeTraits& q8 = type_traits(GgmlType::Q8_0);
+    for (int64_t r = 0; r < rows; ++r) q8.from_float(x.data() + r * n, w.data() + r * row_size(GgmlType::Q8_0, n), n);
+    WeightMatrix wm{GgmlType::Q8_0, n, rows, w.data(), row_size(GgmlType::Q8_0, n)};
+    Tensor out = ws->alloc(rows, rows);
+    be->upload(t, x.data());
+    be->matmul(wm, t, out, 0);
+    std::vector<float> got(static_cast<size_t>(rows * rows));
+    be->download(out, got.data());
+    std::vector<uint8_t> xq(row_size(GgmlType::Q8_0, n));
+    for (int64_t i = 0; i < rows; ++i) {
+      q8.from_float(x.data() + i * n, xq.data(), n);
+      for (int64_t o = 0; o < rows; ++o) {
+        float ref = 0;
+        q8.vec_dot(n, &ref, wm.row(o), xq.data());
+        const float g = got[static_cast<size_t>(i * rows + o)];
+        if (!(std::fabs(g - ref) <= 1e-4f * (1.0f + std::fabs(ref))))
+          return "q8_0 product: (" + std::to_string(i) + ", " + std::to_string(o) + ") is " + std::to_string(g) + ", expected " + std::to_string(ref);
+      }
+    }
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
 int cuda_device_count() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
