@@ -6,9 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NlaError } from './errors';
-import { LinearHead } from './head';
+import { LinearHead, applyHead, checkHeadForModel, type HeadLike } from './head';
 import { loadLinearHead } from './head-file';
 import { cosine, directionMse, fve, baselineMse, type Vector } from './metrics';
+import { toTokenIds } from './tokenizer';
 import { gibberishLike, summarizeControls, type ControlsSummary } from './controls';
 import { loadNative, toNlaError, type NativeAdapter, type NativeAdapterInfo, type NativeModel, type NativeModelInfo } from './native';
 import {
@@ -69,6 +70,22 @@ function checkText(x: unknown, what: string): string {
 
 function checkSignal(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new NlaError('ERR_NLA_ABORTED', 'the operation was aborted', { cause: signal.reason });
+}
+
+/**
+ * A non-finite block output comes from the weights, never from the caller's text: blame the adapter when one was
+ * applied (its validated numbers can still overflow float32 together), else the model.
+ */
+function checkFinite<T extends { layer: number; data: Float32Array }[][]>(caps: T, adapter: boolean): T {
+  for (const perPrompt of caps)
+    for (const c of perPrompt)
+      for (let i = 0; i < c.data.length; i++)
+        if (!Number.isFinite(c.data[i]))
+          throw new NlaError(
+            adapter ? 'ERR_NLA_ADAPTER_INVALID' : 'ERR_NLA_MODEL_INVALID',
+            `the block-${c.layer} output holds ${c.data[i]} (value ${i}): the ${adapter ? "adapter's LoRA deltas (with the model's weights)" : "model's weights"} overflow float32 on this input`,
+          );
+  return caps;
 }
 
 export class Reconstructor implements AsyncDisposable {
@@ -150,12 +167,11 @@ export class Reconstructor implements AsyncDisposable {
             if (typeof opts.head === 'string') throw new NlaError('ERR_NLA_IO', `head file not found: ${headPath}`);
             headPath = null; // an adapter folder without a head: reconstruct() will say so
           } else {
-            head = await loadLinearHead(headPath);
+            head = await loadLinearHead(headPath, { inDim: info.nEmbd, outDim: info.nEmbd });
           }
         }
       }
-      if (head && (head.inDim !== info.nEmbd))
-        throw new NlaError('ERR_NLA_HEAD_INVALID', `the head reads ${head.inDim} values but the model's d_model is ${info.nEmbd}`);
+      if (head) checkHeadForModel(head as HeadLike, info.nEmbd);
       return new Reconstructor(native, adapter, head, headPath, opts, backend, reasons);
     } catch (e) {
       native.close();
@@ -199,7 +215,7 @@ export class Reconstructor implements AsyncDisposable {
   decode(ids: Int32Array | number[], options?: { special?: boolean }): string {
     this.assertOpen();
     try {
-      return this.native.decode(Int32Array.from(ids), options?.special ?? false);
+      return this.native.decode(toTokenIds(ids), options?.special ?? false);
     } catch (e) {
       throw toNlaError(e);
     }
@@ -215,7 +231,7 @@ export class Reconstructor implements AsyncDisposable {
     const head = this.head;
     const prompts = list.map((e, i) => this.tokenizePrompt(this.prompt(checkText(e, single ? 'explanation' : `explanations[${i}]`))));
     const states = await this.lastTokenStates(prompts, this.opts.layer, true, o.signal);
-    const out = states.map((h) => head.apply(h));
+    const out = states.map((h) => applyHead(head as HeadLike, h));
     return single ? out[0] : out;
   }
 
@@ -345,13 +361,14 @@ export class Reconstructor implements AsyncDisposable {
     this.inFlight++;
     const job = this.queue.then(async () => {
       checkSignal(signal);
+      const adapter = o.adapter && this.nativeAdapter ? this.nativeAdapter : undefined;
       try {
-        return await this.native.forward(prompts, {
+        return checkFinite(await this.native.forward(prompts, {
           lastLayer: o.lastLayer,
           captureLayers: o.captureLayers,
           allTokens: o.allTokens,
-          adapter: o.adapter && this.nativeAdapter ? this.nativeAdapter : undefined,
-        }, flag);
+          adapter,
+        }, flag), adapter !== undefined);
       } catch (e) {
         const err = toNlaError(e);
         if (err.code === 'ERR_NLA_ABORTED') throw new NlaError('ERR_NLA_ABORTED', 'the operation was aborted', { cause: signal?.reason });

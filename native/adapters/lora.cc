@@ -516,7 +516,7 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft_dir(const std::string& dir_i
 
   std::unique_ptr<LoraAdapter> ad(new LoraAdapter());
   ad->dir_ = dir;
-  LoraLoader L{*ad, dir + "/adapter_config.json", dir + "/adapter_model.safetensors"};
+  LoraLoader L{*ad, dir + "/adapter_config.json", dir + "/adapter_model.safetensors", {}, {}, 0};
 
   const Json cfg = L.read_config();
   L.parse_config(cfg);

@@ -8,8 +8,14 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
   e->file_ = GgufFile::open(options.model_path);
-  e->model_ = Gemma4Model::load(*e->file_);
-  e->tokenizer_ = Tokenizer::from_gguf(*e->file_);
+  try {
+    e->model_ = Gemma4Model::load(*e->file_);
+    e->tokenizer_ = Tokenizer::from_gguf(*e->file_);
+  } catch (const Error&) {
+    e->file_->check_intact();  // values read as zeros from a shrunk file: report the I/O, not their symptoms
+    throw;
+  }
+  e->file_->check_intact();
   if (e->tokenizer_->n_vocab() > e->model_->hparams().n_vocab)
     throw Error(code::MODEL_INVALID, options.model_path + ": the vocabulary has " + std::to_string(e->tokenizer_->n_vocab()) +
                                          " tokens but token_embd has only " + std::to_string(e->model_->hparams().n_vocab) + " rows");
@@ -39,7 +45,16 @@ std::shared_ptr<const LoraAdapter> Engine::load_adapter(const std::string& dir) 
 
 void Engine::forward(const std::vector<int32_t>& tokens, const ForwardOptions& options) {
   std::lock_guard<std::mutex> lock(mu_);
-  nla::forward(*model_, *backend_, tokens, options);
+  // The pass reads the mapped file: if it was truncated or rewritten meanwhile (MappedFile), the
+  // result is discarded with ERR_NLA_IO, and the model refuses every later pass the same way.
+  file_->check_intact();
+  try {
+    nla::forward(*model_, *backend_, tokens, options);
+  } catch (const Error&) {
+    file_->check_intact();
+    throw;
+  }
+  file_->check_intact();
 }
 
 std::vector<std::vector<float>> Engine::last_token_states(const std::vector<std::vector<int32_t>>& prompts, int layer,
