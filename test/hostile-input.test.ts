@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { constants as zlibConstants, crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { inflateRawSync } from 'node:zlib';
 import { readTorchStateDict } from '../src/formats/torch';
 import { ZipArchive } from '../src/formats/zip';
 import { PickleBuilder } from '../tools/formats/pickle-builder';
@@ -16,6 +16,7 @@ import { writeZip } from '../tools/formats/zip-writer';
 import { writeTorchStateDict } from '../tools/formats/torch-writer';
 import { demoFiles } from './helpers/demo';
 import { expectSurvived, runChild } from './helpers/child';
+import { deflated, deflatedZip, repeatedRefPickle, stored, zeroBomb } from './helpers/hostile-files';
 
 const files = demoFiles();
 const L = files.layer;
@@ -296,98 +297,6 @@ describe('non-regular files', () => {
 
 // ---------------------------------------------------------------------------------------------- torch heads
 
-/** A zip of deflated (method 8) entries (no ZIP64), enough for torch-shaped archives with bombs in them. */
-function deflatedZip(entries: { name: string; raw: Buffer; size: number; crc: number; method?: number }[]): Buffer {
-  const locals: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const name = Buffer.from(e.name, 'utf8');
-    const method = e.method ?? 8;
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt16LE(20, 4);
-    lh.writeUInt16LE(0x0800, 6);
-    lh.writeUInt16LE(method, 8);
-    lh.writeUInt32LE(e.crc >>> 0, 14);
-    lh.writeUInt32LE(e.raw.length, 18);
-    lh.writeUInt32LE(e.size, 22);
-    lh.writeUInt16LE(name.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt16LE(20, 4);
-    ch.writeUInt16LE(20, 6);
-    ch.writeUInt16LE(0x0800, 8);
-    ch.writeUInt16LE(method, 10);
-    ch.writeUInt32LE(e.crc >>> 0, 16);
-    ch.writeUInt32LE(e.raw.length, 20);
-    ch.writeUInt32LE(e.size, 24);
-    ch.writeUInt16LE(name.length, 28);
-    ch.writeUInt32LE(offset, 42);
-    locals.push(lh, name, e.raw);
-    central.push(ch, name);
-    offset += 30 + name.length + e.raw.length;
-  }
-  const cd = Buffer.concat(central);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, eocd]);
-}
-
-const stored = (name: string, data: Buffer) => ({ name, raw: data, size: data.length, crc: crc32(data), method: 0 });
-const deflated = (name: string, data: Buffer) => ({ name, raw: deflateRawSync(data), size: data.length, crc: crc32(data) });
-
-/**
- * `bytes` of zeros (a multiple of 1 MiB) as one raw deflate stream, made without holding them: 1 MiB pieces
- * compressed with a sync flush (non-final, byte-aligned blocks that only refer back inside themselves) repeated,
- * then an empty final block.
- */
-function zeroBomb(bytes: number): { raw: Buffer; size: number; crc: number } {
-  const chunk = Buffer.alloc(1 << 20);
-  const piece = deflateRawSync(chunk, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
-  const parts: Buffer[] = [];
-  let crc = 0;
-  for (let done = 0; done < bytes; done += chunk.length) {
-    parts.push(piece);
-    crc = crc32(chunk, crc);
-  }
-  parts.push(deflateRawSync(Buffer.alloc(0)));
-  return { raw: Buffer.concat(parts), size: bytes, crc };
-}
-
-/** A torch state_dict pickle naming `keys` each as the same [rows, cols] tensor of storage '0' (numel rows*cols). */
-function repeatedRefPickle(keys: string[], rows: number, cols: number): Buffer {
-  const p = new PickleBuilder();
-  p.proto(2);
-  p.global('collections', 'OrderedDict').emptyTuple().reduce();
-  p.mark();
-  let tensorMemo = -1;
-  keys.forEach((k, i) => {
-    p.unicode(k);
-    if (i === 0) {
-      p.global('torch._utils', '_rebuild_tensor_v2');
-      p.mark(); // the 6 arguments
-      p.mark().unicode('storage').global('torch', 'FloatStorage').unicode('0').unicode('cpu').int(rows * cols).tupleOf(5);
-      p.binpersid();
-      p.int(0);
-      p.int(rows).int(cols).tupleOf(2);
-      p.int(cols).int(1).tupleOf(2);
-      p.bool(false);
-      p.global('collections', 'OrderedDict').emptyTuple().reduce();
-      p.tupleOf(6).reduce();
-      tensorMemo = p.memoize();
-    } else {
-      p.get(tensorMemo);
-    }
-  });
-  p.setitems().stop();
-  return p.toBuffer();
-}
-
 describe('torch heads (linear_head.pt)', () => {
   test('a 1 MB file naming one large tensor 1000 times → ERR_NLA_HEAD_INVALID before any of it is materialized (RSS stays small)', async () => {
     const keys = Array.from({ length: 1000 }, (_, i) => `w${i}`);
@@ -442,29 +351,48 @@ describe('torch heads (linear_head.pt)', () => {
     expect((r.lines[3] as { maxRssMb: number }).maxRssMb).toBeLessThan(600);
   });
 
-  test('a head of the wrong size for the model is refused from its shapes alone (no data read)', async () => {
+  test('an honest but huge head (16384 x 16384, deflated to ~1 MB) for a small model → ERR_NLA_HEAD_INVALID from its declarations, nothing inflated', async () => {
+    const n = 16384;
     const big = path.join(tmp, 'big-head.pt');
-    // declares a 4096 x 4096 weight with a storage far too short: a reader that reads data first fails later, differently
-    fs.writeFileSync(big, writeTorchStateDict({ weight: { shape: [2, 2], data: new Float32Array(4) }, bias: { shape: [2], data: new Float32Array(2) } }));
-    const r = await runChild(`emit({ code: await catchCode(() => nla.Reconstructor.load({ ...${loadArgs()}, head: ${J(big)} })) });`);
+    const p = new PickleBuilder();
+    p.proto(2).global('collections', 'OrderedDict').emptyTuple().reduce().mark();
+    for (const [key, shape, storage] of [['weight', [n, n], '0'], ['bias', [n], '1']] as const) {
+      p.unicode(key).global('torch._utils', '_rebuild_tensor_v2').mark();
+      p.mark().unicode('storage').global('torch', 'FloatStorage').unicode(storage).unicode('cpu').int(shape.reduce((a, b) => a * b, 1)).tupleOf(5).binpersid();
+      p.int(0);
+      for (const x of shape) p.int(x);
+      p.tupleOf(shape.length);
+      if (shape.length === 2) p.int(n).int(1).tupleOf(2);
+      else p.int(1).tupleOf(1);
+      p.bool(false).global('collections', 'OrderedDict').emptyTuple().reduce().tupleOf(6).reduce();
+    }
+    p.setitems().stop();
+    fs.writeFileSync(big, deflatedZip([stored('archive/data.pkl', p.toBuffer()), { name: 'archive/data/0', ...zeroBomb(n * n * 4) }, deflated('archive/data/1', Buffer.alloc(n * 4))]));
+    expect(fs.statSync(big).size).toBeLessThan(4 << 20);
+    const r = await runChild(`
+      emit({ code: await catchCode(() => nla.Reconstructor.load({ ...${loadArgs()}, head: ${J(big)} })) });
+      emit({ maxRssMb: process.resourceUsage().maxRSS / 1024 });`);
     expectSurvived(r);
-    expect(r.lines).toEqual([{ code: 'ERR_NLA_HEAD_INVALID' }]);
+    expect(r.lines[0]).toEqual({ code: 'ERR_NLA_HEAD_INVALID' });
+    expect((r.lines[1] as { maxRssMb: number }).maxRssMb).toBeLessThan(600);
   });
 
   test('the unpickler runs off the JS thread: the event loop keeps ticking while a slow head file is parsed', async () => {
-    // ~1 MiB of NONE/POP pairs ahead of a valid d x d state_dict: slow to interpret, small on disk
+    // ~1 MiB of empty-string/POP pairs ahead of a valid d x d state_dict: slow to interpret, small on disk
     const good = writeTorchStateDict({ weight: { shape: [d, d], data: new Float32Array(d * d) }, bias: { shape: [d], data: new Float32Array(d) } }, { archiveName: 'archive' });
     const zip = ZipArchive.open(good);
     const pkl = zip.read('archive/data.pkl');
-    const filler = Buffer.alloc(1000_000);
-    for (let i = 0; i < filler.length; i += 2) (filler[i] = 0x4e), (filler[i + 1] = 0x30); // NONE, POP
+    const filler = Buffer.alloc(999_999);
+    for (let i = 0; i < filler.length; i += 3) (filler[i] = 0x8c), (filler[i + 1] = 0), (filler[i + 2] = 0x30); // SHORT_BINUNICODE '', POP
     const slowPkl = Buffer.concat([pkl.subarray(0, 2), filler, pkl.subarray(2)]); // after PROTO
     const file = path.join(tmp, 'slow.pt');
     fs.writeFileSync(file, writeZip(zip.entries.map((e) => ({ name: e.name, data: e.name === 'archive/data.pkl' ? slowPkl : zip.read(e) }))));
     const r = await runChild(`
       const { performance } = require('node:perf_hooks');
+      const bytes = fs.readFileSync(${J(file)});
+      for (let i = 0; i < 2; i++) nla.LinearHead.fromTorchBuffer(bytes, 'slow.pt', { inDim: ${d}, outDim: ${d} }); // JIT warm-up
       const t0 = performance.now();
-      nla.LinearHead.fromTorchBuffer(fs.readFileSync(${J(file)}), 'slow.pt', { inDim: ${d}, outDim: ${d} });
+      nla.LinearHead.fromTorchBuffer(bytes, 'slow.pt', { inDim: ${d}, outDim: ${d} });
       const syncMs = performance.now() - t0;
       let maxGap = 0, last = performance.now();
       const tick = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; }, 1);
