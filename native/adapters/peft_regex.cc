@@ -1,7 +1,9 @@
 // Parser (Python `re` syntax subset) -> small AST -> Thompson NFA; see peft_regex.h.
 #include "adapters/peft_regex.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "common/error.h"
 
@@ -84,11 +86,13 @@ struct RegexCompiler {
     nodes.push_back(std::move(n));
     return static_cast<uint32_t>(nodes.size() - 1);
   }
+  std::map<ByteSet, uint32_t> class_index;  // one copy of each distinct set
   uint32_t add_set(const ByteSet& s) {
-    re.classes_.push_back(s);
+    auto [it, inserted] = class_index.emplace(s, static_cast<uint32_t>(re.classes_.size()));
+    if (inserted) re.classes_.push_back(s);
     Node n;
     n.kind = Node::Set;
-    n.cls = static_cast<uint32_t>(re.classes_.size() - 1);
+    n.cls = it->second;
     return add(std::move(n));
   }
   uint32_t add_literal(unsigned char c) {
@@ -419,7 +423,7 @@ struct RegexCompiler {
 PeftRegex PeftRegex::compile(std::string_view pattern, const std::string& what, Mode mode) {
   PeftRegex re;
   re.mode_ = mode;
-  RegexCompiler c{pattern, 0, what, shown(pattern), re, 0, {}};
+  RegexCompiler c{pattern, 0, what, shown(pattern), re, 0, {}, {}};
   if (pattern.size() > kMaxPatternBytes) c.fail("longer than " + std::to_string(kMaxPatternBytes) + " bytes");
   c.compile();
   return re;
@@ -430,29 +434,40 @@ PeftRegex PeftRegex::compile_pattern_key(std::string_view key, const std::string
   re.mode_ = Mode::Prefix;
   static constexpr std::string_view kBefore = "(.*\\.)?(";
   const std::string full = std::string(kBefore) + std::string(key) + ")$";
-  RegexCompiler c{full, 0, what, shown(key), re, kBefore.size(), {}};
+  RegexCompiler c{full, 0, what, shown(key), re, kBefore.size(), {}, {}};
   if (key.size() > kMaxPatternBytes) c.fail("longer than " + std::to_string(kMaxPatternBytes) + " bytes");
   c.compile();
   return re;
 }
 
-bool PeftRegex::matches(std::string_view text, uint64_t* steps) const {
-  // Sparse sets of program counters: the NFA states alive before and after each byte.
-  const uint32_t n = static_cast<uint32_t>(prog_.size());
-  struct StateSet {
-    std::vector<uint32_t> dense, sparse;
-    uint32_t size = 0;
-    explicit StateSet(uint32_t n) : dense(n), sparse(n) {}
-    bool has(uint32_t pc) const { return sparse[pc] < size && dense[sparse[pc]] == pc; }
-    void add(uint32_t pc) {
-      sparse[pc] = size;
-      dense[size++] = pc;
+namespace {
+// Per-thread scratch for matches(): sets of program counters as lists plus generation marks (a pc is in the
+// set being built when mark[pc] == its generation), so a match costs what it visits, not the program's size.
+struct MatchScratch {
+  std::vector<uint32_t> mark;
+  std::vector<uint32_t> cur, next, stack;
+  uint32_t gen = 0;
+  uint32_t fresh_generation(size_t n) {
+    if (mark.size() < n) mark.resize(n, 0);
+    if (++gen == 0) {  // wrapped: forget every old mark
+      std::fill(mark.begin(), mark.end(), 0);
+      gen = 1;
     }
-  };
-  StateSet cur(n), next(n);
-  std::vector<uint32_t> stack;
+    return gen;
+  }
+};
+thread_local MatchScratch t_scratch;
+}  // namespace
+
+bool PeftRegex::matches(std::string_view text, uint64_t* steps) const {
+  MatchScratch& s = t_scratch;
+  const size_t n = prog_.size();
+  std::vector<uint32_t>& mark = s.mark;
+  std::vector<uint32_t>& stack = s.stack;
   uint64_t visited = 0;
   const size_t len = text.size();
+  s.cur.clear();
+  stack.clear();
 
   auto holds = [&](Cond c, size_t pos) {
     switch (c) {
@@ -468,14 +483,15 @@ bool PeftRegex::matches(std::string_view text, uint64_t* steps) const {
     }
     return false;
   };
-  // Epsilon closure without recursion (a chain of splits can be as long as the program).
-  auto closure = [&](StateSet& set, uint32_t start, size_t pos) {
+  // Epsilon closure without recursion (a chain of splits can be as long as the program). `gen` marks the set.
+  auto closure = [&](std::vector<uint32_t>& set, uint32_t gen, uint32_t start, size_t pos) {
     stack.push_back(start);
     while (!stack.empty()) {
       const uint32_t pc = stack.back();
       stack.pop_back();
-      if (set.has(pc)) continue;
-      set.add(pc);
+      if (mark[pc] == gen) continue;
+      mark[pc] = gen;
+      set.push_back(pc);
       ++visited;
       const Inst& in = prog_[pc];
       switch (in.op) {
@@ -486,31 +502,32 @@ bool PeftRegex::matches(std::string_view text, uint64_t* steps) const {
       }
     }
   };
-  auto has_match = [&](const StateSet& set) {
-    for (uint32_t i = 0; i < set.size; ++i)
-      if (prog_[set.dense[i]].op == Op::Match) return true;
+  auto has_match = [&](const std::vector<uint32_t>& set) {
+    for (uint32_t pc : set)
+      if (prog_[pc].op == Op::Match) return true;
     return false;
   };
 
   bool result = false;
-  closure(cur, 0, 0);
+  closure(s.cur, s.fresh_generation(n), 0, 0);
   for (size_t pos = 0;; ++pos) {
-    if (mode_ == Mode::Prefix && has_match(cur)) {
+    if (mode_ == Mode::Prefix && has_match(s.cur)) {
       result = true;
       break;
     }
     if (pos == len) {
-      result = has_match(cur);
+      result = has_match(s.cur);
       break;
     }
     const unsigned char ch = static_cast<unsigned char>(text[pos]);
-    next.size = 0;
-    for (uint32_t i = 0; i < cur.size; ++i) {
-      const Inst& in = prog_[cur.dense[i]];
-      if (in.op == Op::Byte && set_has(classes_[in.x], ch)) closure(next, cur.dense[i] + 1, pos + 1);
+    s.next.clear();
+    const uint32_t gen = s.fresh_generation(n);
+    for (uint32_t pc : s.cur) {
+      const Inst& in = prog_[pc];
+      if (in.op == Op::Byte && set_has(classes_[in.x], ch)) closure(s.next, gen, pc + 1, pos + 1);
     }
-    std::swap(cur, next);
-    if (cur.size == 0) break;
+    std::swap(s.cur, s.next);
+    if (s.cur.empty()) break;
   }
   if (steps) *steps += visited + len;
   return result;
