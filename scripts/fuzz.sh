@@ -90,6 +90,13 @@ build_replay() {
       mv "$out.tmp" "$out"
     fi
   done
+  # the matcher's probe for the differential test against Python's re (test/peft-regex.test.ts)
+  local probe="$FUZZ/replay/regex_probe"
+  if newer_than "$probe" "$ROOT/test/fuzz/native/regex_probe.cc" "$lib" "${hdrs[@]}"; then
+    log "linking regex_probe"
+    "$CXX" -std=c++17 -O1 -I"$ROOT/native" "$ROOT/test/fuzz/native/regex_probe.cc" "$lib" -o "$probe.tmp" -pthread
+    mv "$probe.tmp" "$probe"
+  fi
 }
 
 build_ts() {

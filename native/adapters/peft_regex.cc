@@ -239,7 +239,11 @@ struct RegexCompiler {
     const uint32_t inner = parse_alt(depth + 1);
     if (at_end() || peek() != ')') fail("missing ), unterminated subpattern");
     ++pos;
-    return inner;
+    // A group is an atom of its own: (^)* and (?:a*)* are valid where ^* and a** are not.
+    Node group;
+    group.kind = Node::Concat;
+    group.kids.push_back(inner);
+    return add(std::move(group));
   }
 
   // One escape's meaning: a byte (returns true, sets byte), or a class (returns false, sets set).
@@ -476,6 +480,8 @@ bool PeftRegex::matches(std::string_view text, uint64_t* steps) const {
       case Cond::EndOrNewline: return pos == len || (pos + 1 == len && text[pos] == '\n');
       case Cond::WordBoundary:
       case Cond::NotWordBoundary: {
+        // Python's \B never matches in an empty string (its \b does not either: no word there).
+        if (len == 0) return false;
         const bool before = pos > 0 && is_word(static_cast<unsigned char>(text[pos - 1]));
         const bool after = pos < len && is_word(static_cast<unsigned char>(text[pos]));
         return (before != after) == (c == Cond::WordBoundary);
