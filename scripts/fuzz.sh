@@ -86,16 +86,16 @@ build_replay() {
     local h="$ROOT/test/fuzz/native/$t.cc" out="$FUZZ/replay/$t"
     if newer_than "$out" "$h" "$ROOT/test/fuzz/native/fuzz_common.h" "$ROOT/test/fuzz/native/replay_main.cc" "$lib" "${hdrs[@]}"; then
       log "linking replay $t"
-      "$CXX" -std=c++17 -O1 -g -I"$ROOT/native" "$h" "$ROOT/test/fuzz/native/replay_main.cc" "$lib" -o "$out.tmp" -pthread
-      mv "$out.tmp" "$out"
+      "$CXX" -std=c++17 -O1 -g -I"$ROOT/native" "$h" "$ROOT/test/fuzz/native/replay_main.cc" "$lib" -o "$out.tmp.$$" -pthread
+      mv "$out.tmp.$$" "$out"  # atomic: two test files may build at once
     fi
   done
   # the matcher's probe for the differential test against Python's re (test/peft-regex.test.ts)
   local probe="$FUZZ/replay/regex_probe"
   if newer_than "$probe" "$ROOT/test/fuzz/native/regex_probe.cc" "$lib" "${hdrs[@]}"; then
     log "linking regex_probe"
-    "$CXX" -std=c++17 -O1 -I"$ROOT/native" "$ROOT/test/fuzz/native/regex_probe.cc" "$lib" -o "$probe.tmp" -pthread
-    mv "$probe.tmp" "$probe"
+    "$CXX" -std=c++17 -O1 -I"$ROOT/native" "$ROOT/test/fuzz/native/regex_probe.cc" "$lib" -o "$probe.tmp.$$" -pthread
+    mv "$probe.tmp.$$" "$probe"
   fi
 }
 
