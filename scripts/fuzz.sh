@@ -125,22 +125,22 @@ run_all() {
   local failed=() summary=()
   for t in "${targets[@]}"; do
     mkdir -p "$FUZZ/work/$t" "$FUZZ/findings/$t"
-    local logf="$FUZZ/$t.log" status=0
+    local logf="$FUZZ/$t.log" status=0  # one run per target at a time (the log and the work corpus are shared)
     log "running $t for ${seconds} s"
     if [[ " ${NATIVE_TARGETS[*]} " == *" $t "* ]]; then
       NLA_FUZZ_VOCAB="$(vocab)" ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}" \
         "$FUZZ/bin/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -max_len="$(max_len "$t")" \
         -print_final_stats=1 -artifact_prefix="$FUZZ/findings/$t/" "$FUZZ/work/$t" "$ROOT/test/fuzz/corpus/$t" \
         >"$logf" 2>&1 || status=$?
-      local execs cov ft
-      execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logf" | grep -o '[0-9]*$' | tail -1)"
-      cov="$(grep -Eo 'cov: [0-9]+' "$logf" | tail -1 | grep -o '[0-9]*')"
-      ft="$(grep -Eo 'ft: [0-9]+' "$logf" | tail -1 | grep -o '[0-9]*')"
+      local execs cov ft  # the log may hold raw input bytes: grep -a, and no stat is fatal
+      execs="$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$logf" | grep -o '[0-9]*$' | tail -1 || true)"
+      cov="$(grep -aEo 'cov: [0-9]+' "$logf" | tail -1 | grep -o '[0-9]*' || true)"
+      ft="$(grep -aEo 'ft: [0-9]+' "$logf" | tail -1 | grep -o '[0-9]*' || true)"
       summary+=("$t: ${execs:-?} execs, cov ${cov:-?} edges, ft ${ft:-?} features, corpus $(ls "$FUZZ/work/$t" | wc -l)+$(ls "$ROOT/test/fuzz/corpus/$t" | wc -l) files, exit $status")
     else
       node "$FUZZ/js/test/fuzz/js/fuzzer.js" --target "$t" --seconds "$seconds" --corpus "$ROOT/test/fuzz/corpus/$t" \
         --work "$FUZZ/work/$t" --findings "$FUZZ/findings/$t" >"$logf" 2>&1 || status=$?
-      summary+=("$(grep -E 'DONE|CRASH|TIMEOUT|OOM' "$logf" | tail -1 || true) (exit $status)")
+      summary+=("$(grep -aE 'DONE|CRASH|TIMEOUT|OOM' "$logf" | tail -1 || true) (exit $status)")
     fi
     if (( status != 0 )); then
       failed+=("$t")
