@@ -8,7 +8,7 @@ export { parseSidecar, readSidecar, SIDECAR_FILE } from './sidecar';
 export type { NlaSidecar, InjectionScale, InjectionMarkerIds } from './sidecar';
 export type { ReconstructorInfo, RoundTripInput, RoundTripResult } from './reconstructor';
 export { Tokenizer } from './tokenizer';
-export { LinearHead } from './head';
+export { LinearHead, type HeadExpectation } from './head';
 export { NlaError, NLA_ERROR_CODES } from './errors';
 export type { NlaErrorCode } from './errors';
 export { cosine, directionMse, fve, meanActivation, baselineMse } from './metrics';

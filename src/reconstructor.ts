@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NlaError } from './errors';
 import { ActivationVector } from './vector';
-import { LinearHead } from './head';
+import { LinearHead, applyHead, checkHeadForModel, type HeadLike } from './head';
 import { loadLinearHead } from './head-file';
 import { cosine, directionMse, fve, baselineMse, type Vector } from './metrics';
+import { toTokenIds } from './tokenizer';
 import { gibberishLike, summarizeControls, type ControlsSummary } from './controls';
 import { loadAdapterDir, openBaseModel, type OpenedModel } from './model';
 import { readSidecar } from './sidecar';
@@ -82,6 +83,21 @@ function checkText(x: unknown, what: string): string {
 
 function checkSignal(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new NlaError('ERR_NLA_ABORTED', 'the operation was aborted', { cause: signal.reason });
+}
+
+/**
+ * A non-finite block output comes from the weights, never from the caller's text: blame the adapter when one was
+ * applied (its validated numbers can still overflow float32 together), else the model.
+ */
+function checkFinite<T extends { data: Float32Array }>(states: T[], layer: number, adapter: boolean): T[] {
+  for (const h of states)
+    for (let i = 0; i < h.data.length; i++)
+      if (!Number.isFinite(h.data[i]))
+        throw new NlaError(
+          adapter ? 'ERR_NLA_ADAPTER_INVALID' : 'ERR_NLA_MODEL_INVALID',
+          `the block-${layer} output holds ${h.data[i]} (value ${i}): the ${adapter ? "adapter's LoRA deltas (with the model's weights)" : "model's weights"} overflow float32 on this input`,
+        );
+  return states;
 }
 
 export class Reconstructor implements AsyncDisposable {
@@ -177,12 +193,11 @@ export class Reconstructor implements AsyncDisposable {
             if (typeof opts.head === 'string') throw new NlaError('ERR_NLA_IO', `head file not found: ${headPath}`);
             headPath = null; // an adapter folder without a head: reconstruct() will say so
           } else {
-            head = await loadLinearHead(headPath);
+            head = await loadLinearHead(headPath, { inDim: info.nEmbd, outDim: info.nEmbd });
           }
         }
       }
-      if (head && (head.inDim !== info.nEmbd))
-        throw new NlaError('ERR_NLA_HEAD_INVALID', `the head reads ${head.inDim} values but the model's d_model is ${info.nEmbd}`);
+      if (head) checkHeadForModel(head as HeadLike, info.nEmbd);
       const nativeHead = head instanceof LinearHead ? binding.createHead(head.weight, head.bias, head.inDim, head.outDim) : null;
       // the blocks the AR runs, read ahead in large sequential reads (a cold page cache otherwise faults them in page by page)
       await native.prefetch(opts.layer);
@@ -238,7 +253,7 @@ export class Reconstructor implements AsyncDisposable {
   decode(ids: Int32Array | number[], options?: { special?: boolean }): string {
     this.assertOpen();
     try {
-      return this.native.decode(Int32Array.from(ids), options?.special ?? false);
+      return this.native.decode(toTokenIds(ids), options?.special ?? false);
     } catch (e) {
       throw toNlaError(e);
     }
@@ -258,11 +273,12 @@ export class Reconstructor implements AsyncDisposable {
     const adapter = this.nativeAdapter ?? undefined;
     let out: Float32Array[];
     if (this.nativeHead) {
+      // one native job: tokens, batched passes, the head (a non-finite state is reported as the weights' fault there)
       const nativeHead = this.nativeHead;
       out = (await this.run((flag) => this.session.reconstruct(prompts, { layer, adapter, head: nativeHead }, flag), o.signal)).map(ActivationVector.view);
     } else {
       const states = await this.run((flag) => this.session.hiddenStates(prompts, { layer, adapter }, flag), o.signal);
-      out = states.map((h) => head.apply(h.data));
+      out = checkFinite(states, layer, adapter !== undefined).map((h) => applyHead(head as HeadLike, h.data));
     }
     return single ? out[0] : out;
   }
@@ -276,7 +292,7 @@ export class Reconstructor implements AsyncDisposable {
     const layer = o.layer ?? this.opts.layer;
     this.checkLayer(layer);
     const adapter = o.adapter && this.nativeAdapter ? this.nativeAdapter : undefined;
-    const [h] = await this.run((flag) => this.session.hiddenStates([prompt], { layer, adapter, allTokens: o.positions === 'all' }, flag), o.signal);
+    const [h] = checkFinite(await this.run((flag) => this.session.hiddenStates([prompt], { layer, adapter, allTokens: o.positions === 'all' }, flag), o.signal), layer, adapter !== undefined);
     return ActivationVector.view(h.data);
   }
 
@@ -294,7 +310,7 @@ export class Reconstructor implements AsyncDisposable {
     list.forEach((t, i) => checkText(t, single ? 'text' : `texts[${i}]`));
     this.checkLayer(o.layer);
     const layer = o.layer;
-    const states = await this.run((flag) => this.session.hiddenStates(list, { layer }, flag), o.signal);
+    const states = checkFinite(await this.run((flag) => this.session.hiddenStates(list, { layer }, flag), o.signal), layer, false);
     const out = states.map((h) => ActivationVector.view(h.data));
     return single ? out[0] : out;
   }

@@ -42,11 +42,32 @@ export class Tokenizer {
 
   /** Text of ids; control tokens are dropped unless `special` is true. */
   decode(ids: Int32Array | number[], options?: { special?: boolean }): string {
-    if (!(ids instanceof Int32Array) && !Array.isArray(ids)) throw new NlaError('ERR_NLA_INVALID_ARG', 'ids must be an Int32Array or number[]');
+    const checked = toTokenIds(ids);
     try {
-      return this.native.decode(Int32Array.from(ids), options?.special ?? false);
+      return this.native.decode(checked, options?.special ?? false);
     } catch (e) {
       throw toNlaError(e);
     }
   }
+}
+
+/** Token ids from the caller, checked: an Int32Array, or an array of integers in [0, 2^31 - 1]. */
+export function toTokenIds(ids: unknown, what = 'ids'): Int32Array {
+  if (ArrayBuffer.isView(ids) && Object.prototype.toString.call(ids) === '[object Int32Array]') {
+    if (ids instanceof Int32Array) return ids;
+    const foreign = ids as unknown as { buffer: ArrayBufferLike; byteOffset: number; length: number }; // another realm's array
+    return new Int32Array(foreign.buffer, foreign.byteOffset, foreign.length);
+  }
+  if (!Array.isArray(ids)) {
+    throw new NlaError('ERR_NLA_INVALID_ARG', `${what} must be an Int32Array or an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
+  }
+  const out = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    const v: unknown = ids[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
+      throw new NlaError('ERR_NLA_INVALID_ARG', `${what}[${i}] = ${typeof v === 'number' ? String(v) : typeof v} is not a token id (an integer in [0, 2^31 - 1])`);
+    }
+    out[i] = v;
+  }
+  return out;
 }

@@ -1,15 +1,18 @@
 // PEFT LoRA adapter loader: adapter_config.json + adapter_model.safetensors.
 #include "adapters/lora.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <regex>
+#include <cstring>
+#include <optional>
 #include <set>
-#include <sstream>
 
+#include "adapters/peft_regex.h"
 #include "common/json.h"
 #include "formats/safetensors.h"
 
@@ -36,25 +39,9 @@ const LoraMatrixPair* LoraAdapter::get(int layer, LoraTarget t) const {
 
 int LoraAdapter::max_layer() const { return pairs_.empty() ? -1 : pairs_.rbegin()->first.first; }
 
-namespace {
-
-// std::regex's ECMAScript grammar is close to Python's `re` for the patterns PEFT
-// configs use (\d, ., |, groups, character classes, quantifiers).
-std::regex compile_regex(const std::string& pattern, const std::string& what) {
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    throw Error(code::ADAPTER_INVALID, what + ": cannot compile regex \"" + pattern + "\": " + e.what());
-  }
-}
-
-}  // namespace
-
 const std::string* peft_pattern_key(const std::vector<std::string>& keys, const std::string& module) {
-  for (const auto& key : keys) {
-    const std::regex re = compile_regex("(?:.*\\.)?(?:" + key + ")", "adapter_config.json pattern key");
-    if (std::regex_match(module, re)) return &key;
-  }
+  for (const auto& key : keys)
+    if (PeftRegex::compile_pattern_key(key, "adapter_config.json pattern key").matches(module)) return &key;
   return nullptr;
 }
 
@@ -63,6 +50,16 @@ struct LoraLoader {
   std::string config_path, weights_path;
 
   static constexpr uint64_t kMaxConfigBytes = 16u << 20;
+  // Pattern keys and the NFA work spent matching them over one load: PEFT's configs have at most
+  // one key per module (a few hundred) and need a few million steps; beyond these the file is hostile.
+  static constexpr size_t kMaxPatternKeys = 4096;
+  static constexpr uint64_t kMaxMatchSteps = 200'000'000;
+  // Sane ranges: the largest rank / |alpha| / |scale| a LoRA of any real model uses is far below these.
+  static constexpr double kMaxRank = 1 << 20;
+  static constexpr double kMaxAlpha = 1e6;
+
+  std::vector<PeftRegex> rank_res, alpha_res;  // compiled once, in file order
+  uint64_t match_steps = 0;
 
   [[noreturn]] void cfg_fail(const std::string& what) const {
     throw Error(code::ADAPTER_INVALID, config_path + ": " + what);
@@ -79,16 +76,39 @@ struct LoraLoader {
 
   // ---- adapter_config.json ------------------------------------------------
 
-  Json read_config() {
-    std::ifstream in(config_path, std::ios::binary);
-    if (!in) throw Error(code::IO, config_path + ": cannot open (a PEFT adapter directory needs adapter_config.json)");
+  // Reads the whole config. O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+  // forever; the type check then refuses anything but a regular file before a byte is read.
+  std::string read_config_bytes() {
+    const int fd = ::open(config_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      const int e = errno;
+      throw Error(code::IO, config_path + ": cannot open: " + std::strerror(e) +
+                                (e == ENOENT ? " (a PEFT adapter directory needs adapter_config.json)" : ""));
+    }
+    struct FdCloser {
+      int fd;
+      ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    struct stat st;
+    if (fstat(fd, &st) != 0) throw Error(code::IO, config_path + ": cannot stat: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw Error(code::IO, config_path + ": not a regular file");
+    if (static_cast<uint64_t>(st.st_size) > kMaxConfigBytes)
+      cfg_fail("file larger than " + std::to_string(kMaxConfigBytes) + " bytes");
     std::string text;
     char buf[65536];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-      text.append(buf, static_cast<size_t>(in.gcount()));
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error(code::IO, config_path + ": read error: " + std::strerror(errno));
+      if (n == 0) break;
+      text.append(buf, static_cast<size_t>(n));
       if (text.size() > kMaxConfigBytes) cfg_fail("file larger than " + std::to_string(kMaxConfigBytes) + " bytes");
     }
-    if (in.bad()) throw Error(code::IO, config_path + ": read error");
+    return text;
+  }
+
+  Json read_config() {
+    const std::string text = read_config_bytes();
     std::string_view view(text);
     if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // tolerate a UTF-8 BOM from editors
     Json j;
@@ -112,6 +132,23 @@ struct LoraLoader {
     return v->as_bool();
   }
   static bool integral(const Json& v) { return v.is_number() && std::floor(v.as_number()) == v.as_number(); }
+  static std::string shown(const std::string& s) { return s.size() > 80 ? s.substr(0, 80) + "..." : s; }
+
+  int64_t rank_value(const Json& v, const std::string& what) const {
+    if (!integral(v) || !(v.as_number() >= 1 && v.as_number() <= kMaxRank))
+      cfg_fail(what + " must be a positive integer (at most " + std::to_string(static_cast<int64_t>(kMaxRank)) + "), got " +
+               (v.is_number() ? v.number_lexeme() : std::string(v.type_name())));
+    return static_cast<int64_t>(v.as_number());
+  }
+  // Finite and of a size a LoRA scale can have: lora_alpha 1e308 would make alpha/r overflow to
+  // infinity in float and every output NaN.
+  double alpha_value(const Json& v, const std::string& what) const {
+    if (!v.is_number()) cfg_fail(what + " is a JSON " + v.type_name() + ", expected a number");
+    const double a = v.as_number();
+    if (!std::isfinite(a) || std::fabs(a) > kMaxAlpha)
+      cfg_fail(what + " = " + v.number_lexeme() + " is outside [-1e6, 1e6]");
+    return a;
+  }
 
   // string -> {s}, regex=true; list of strings -> list; null/absent -> {}.
   std::vector<std::string> module_list(const Json& cfg, const char* key, bool& is_regex) const {
@@ -169,13 +206,10 @@ struct LoraLoader {
 
     const Json* r = field(cfg, "r");
     if (!r) cfg_fail("missing \"r\"");
-    if (!integral(*r) || r->as_number() <= 0 || r->as_number() > 1e9)
-      cfg_fail("\"r\" must be a positive integer, got " + (r->is_number() ? r->number_lexeme() : std::string(r->type_name())));
-    c.r = static_cast<int64_t>(r->as_number());
+    c.r = rank_value(*r, "\"r\"");
     const Json* alpha = field(cfg, "lora_alpha");
     if (!alpha) cfg_fail("missing \"lora_alpha\"");
-    if (!alpha->is_number()) cfg_fail(std::string("\"lora_alpha\" is a JSON ") + alpha->type_name() + ", expected a number");
-    c.lora_alpha = alpha->as_number();
+    c.lora_alpha = alpha_value(*alpha, "\"lora_alpha\"");
 
     if (const Json* b = field(cfg, "base_model_name_or_path"); b && b->is_string()) c.base_model = b->as_string();
 
@@ -184,21 +218,20 @@ struct LoraLoader {
 
     if (const Json* rp = field(cfg, "rank_pattern"); rp && !rp->is_null()) {
       if (!rp->is_object()) cfg_fail(std::string("\"rank_pattern\" is a JSON ") + rp->type_name() + ", expected an object");
+      if (rp->size() > kMaxPatternKeys) cfg_fail("rank_pattern has more than " + std::to_string(kMaxPatternKeys) + " keys");
       for (const auto& [k, v] : rp->as_object()) {
-        if (!integral(v) || v.as_number() <= 0 || v.as_number() > 1e9)
-          cfg_fail("rank_pattern[\"" + k + "\"] must be a positive integer");
-        c.rank_pattern[k] = static_cast<int64_t>(v.as_number());
+        c.rank_pattern[k] = rank_value(v, "rank_pattern[\"" + shown(k) + "\"]");
         c.rank_pattern_order.push_back(k);
-        compile_regex(k, config_path + ": rank_pattern key");
+        rank_res.push_back(PeftRegex::compile_pattern_key(k, config_path + ": rank_pattern key"));
       }
     }
     if (const Json* ap = field(cfg, "alpha_pattern"); ap && !ap->is_null()) {
       if (!ap->is_object()) cfg_fail(std::string("\"alpha_pattern\" is a JSON ") + ap->type_name() + ", expected an object");
+      if (ap->size() > kMaxPatternKeys) cfg_fail("alpha_pattern has more than " + std::to_string(kMaxPatternKeys) + " keys");
       for (const auto& [k, v] : ap->as_object()) {
-        if (!v.is_number()) cfg_fail("alpha_pattern[\"" + k + "\"] must be a number");
-        c.alpha_pattern[k] = v.as_number();
+        c.alpha_pattern[k] = alpha_value(v, "alpha_pattern[\"" + shown(k) + "\"]");
         c.alpha_pattern_order.push_back(k);
-        compile_regex(k, config_path + ": alpha_pattern key");
+        alpha_res.push_back(PeftRegex::compile_pattern_key(k, config_path + ": alpha_pattern key"));
       }
     }
 
@@ -248,13 +281,27 @@ struct LoraLoader {
 
   // ---- module selection (PEFT's check_target_module_exists) -----------------
 
+  bool match(const PeftRegex& re, const std::string& module) {
+    const bool m = re.matches(module, &match_steps);
+    if (match_steps > kMaxMatchSteps)
+      cfg_fail("matching its regular expressions against the adapter's modules takes more than " +
+               std::to_string(kMaxMatchSteps) + " steps; simplify target_modules / rank_pattern / alpha_pattern");
+    return m;
+  }
+  // PEFT's get_pattern_key over precompiled keys: index of the first key that matches, or -1.
+  int pattern_key(const std::vector<PeftRegex>& res, const std::string& module) {
+    for (size_t i = 0; i < res.size(); ++i)
+      if (match(res[i], module)) return static_cast<int>(i);
+    return -1;
+  }
+
   // PEFT: a string is re.fullmatch'ed against the module name; a list matches a
   // name equal to an entry or ending in "." + entry.
-  static bool module_selected(const std::vector<std::string>& spec, bool is_regex, const std::string& module,
-                              const std::regex* re) {
+  bool module_selected(const std::vector<std::string>& spec, bool is_regex, const std::string& module,
+                       const PeftRegex* re) {
     if (is_regex) {
       if (!spec.empty() && spec[0] == "all-linear") return true;
-      return re ? std::regex_match(module, *re) : true;
+      return re ? match(*re, module) : true;
     }
     for (const auto& t : spec) {
       if (module == t) return true;
@@ -344,22 +391,12 @@ struct LoraLoader {
     const PeftConfig& c = ad.config_;
     auto st = SafetensorsFile::open(weights_path, code::ADAPTER_INVALID);
 
-    std::unique_ptr<std::regex> target_re, exclude_re;
-    if (c.target_modules_is_regex && c.target_modules[0] != "all-linear") {
-      try {
-        target_re = std::make_unique<std::regex>(c.target_modules[0], std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        warn(config_path + ": target_modules regex cannot be compiled here (" + e.what() +
-             "); every LoRA tensor in the file is used");
-      }
-    }
-    if (c.exclude_modules_is_regex) {
-      try {
-        exclude_re = std::make_unique<std::regex>(c.exclude_modules[0], std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        cfg_fail("exclude_modules regex \"" + c.exclude_modules[0] + "\" cannot be compiled: " + e.what());
-      }
-    }
+    std::optional<PeftRegex> target_re, exclude_re;
+    if (c.target_modules_is_regex && c.target_modules[0] != "all-linear")
+      target_re = PeftRegex::compile(c.target_modules[0], config_path + ": target_modules");
+    if (c.exclude_modules_is_regex)
+      exclude_re = PeftRegex::compile(c.exclude_modules[0], config_path + ": exclude_modules");
+    auto ptr = [](const std::optional<PeftRegex>& r) { return r ? &*r : nullptr; };
 
     struct Slot {
       const SafetensorsFile::Tensor* a = nullptr;
@@ -387,10 +424,10 @@ struct LoraLoader {
       // Modules PEFT would not create for this config get no delta (PEFT ignores such keys on load).
       std::string why;
       if (!c.target_modules.empty() &&
-          !module_selected(c.target_modules, c.target_modules_is_regex, p.module, target_re.get()))
+          !module_selected(c.target_modules, c.target_modules_is_regex, p.module, ptr(target_re)))
         why = "not matched by target_modules";
       else if (!c.exclude_modules.empty() &&
-               module_selected(c.exclude_modules, c.exclude_modules_is_regex, p.module, exclude_re.get()))
+               module_selected(c.exclude_modules, c.exclude_modules_is_regex, p.module, ptr(exclude_re)))
         why = "matched by exclude_modules";
       else if (!c.layers_to_transform.empty() &&
                std::find(c.layers_to_transform.begin(), c.layers_to_transform.end(), p.layer) ==
@@ -437,11 +474,11 @@ struct LoraLoader {
       int64_t r_mod = c.r;
       double alpha_mod = c.lora_alpha;
       std::string r_src = "r";
-      if (const std::string* k = peft_pattern_key(c.rank_pattern_order, slot.module)) {
-        r_mod = c.rank_pattern.at(*k);
-        r_src = "rank_pattern[\"" + *k + "\"]";
+      if (const int k = pattern_key(rank_res, slot.module); k >= 0) {
+        r_mod = c.rank_pattern.at(c.rank_pattern_order[k]);
+        r_src = "rank_pattern[\"" + c.rank_pattern_order[k] + "\"]";
       }
-      if (const std::string* k = peft_pattern_key(c.alpha_pattern_order, slot.module)) alpha_mod = c.alpha_pattern.at(*k);
+      if (const int k = pattern_key(alpha_res, slot.module); k >= 0) alpha_mod = c.alpha_pattern.at(c.alpha_pattern_order[k]);
       if (rank != r_mod)
         st_fail("tensors \"" + A.name + "\" / \"" + B.name + "\" have rank " + std::to_string(rank) + " but " +
                 config_path + " gives " + r_src + " = " + std::to_string(r_mod) + " for module " + slot.module);
@@ -452,8 +489,18 @@ struct LoraLoader {
       pair.out = out;
       pair.a = st->to_f32(A);
       pair.b = st->to_f32(B);
+      // Non-finite weights (or F64 values beyond float's range) would surface later as a NaN hidden
+      // state blamed on the caller; they are the file's fault.
+      for (const auto* t : {&A, &B}) {
+        const std::vector<float>& v = t == &A ? pair.a : pair.b;
+        for (size_t i = 0; i < v.size(); ++i)
+          if (!std::isfinite(v[i]))
+            st_fail("tensor \"" + t->name + "\" holds a non-finite value at element " + std::to_string(i) +
+                    " (NaN, infinity, or beyond float32's range)");
+      }
       const double denom = c.use_rslora ? std::sqrt(static_cast<double>(rank)) : static_cast<double>(rank);
       pair.scale = static_cast<float>(alpha_mod / denom);
+      if (!std::isfinite(pair.scale)) cfg_fail("the LoRA scale of " + slot.module + " is not finite");
       ad.pairs_[key] = std::move(pair);
     }
   }
@@ -469,7 +516,7 @@ std::unique_ptr<LoraAdapter> LoraAdapter::load_peft_dir(const std::string& dir_i
 
   std::unique_ptr<LoraAdapter> ad(new LoraAdapter());
   ad->dir_ = dir;
-  LoraLoader L{*ad, dir + "/adapter_config.json", dir + "/adapter_model.safetensors"};
+  LoraLoader L{*ad, dir + "/adapter_config.json", dir + "/adapter_model.safetensors", {}, {}, 0};
 
   const Json cfg = L.read_config();
   L.parse_config(cfg);

@@ -11,8 +11,10 @@ Napi::Value AdapterWrap::Id(const Napi::CallbackInfo& info) { return Napi::Numbe
 
 Napi::Value AdapterWrap::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  std::shared_ptr<nla::Model> m = model.lock();
+  if (!m) throw make_error(env, "ERR_NLA_CLOSED", "the model this adapter was loaded on was closed");
   std::shared_ptr<const nla::LoraAdapter> adapter;
-  NLA_SYNC(env, adapter = model->adapter(id));
+  NLA_SYNC(env, adapter = m->adapter(id));
   Napi::Object o = Napi::Object::New(env);
   const auto& c = adapter->config();
   o.Set("id", id);
@@ -52,7 +54,7 @@ int adapter_arg(Napi::Env env, Napi::Value v, const nla::Model& model) {
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(data->adapter_ctor.Value()))
     throw nla::Error(nla::code::INVALID_ARG, "adapter must be an adapter loaded with loadAdapter()");
   AdapterWrap* a = AdapterWrap::Unwrap(v.As<Napi::Object>());
-  if (a->model.get() != &model) throw nla::Error(nla::code::INVALID_ARG, "the adapter was loaded on another model");
+  if (a->model.lock().get() != &model) throw nla::Error(nla::code::INVALID_ARG, "the adapter was loaded on another model");
   return a->id;
 }
 

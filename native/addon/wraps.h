@@ -71,12 +71,13 @@ class VerbalizerWrap : public Napi::ObjectWrap<VerbalizerWrap> {
 };
 
 // An adapter loaded on a model, by id. It holds no reference to the adapter itself, so unloading it is not
-// blocked by the JS object; passes in flight hold one.
+// blocked by the JS object (passes in flight hold one), and only a weak one to the model, so closing the model
+// frees it (its mapping and descriptor) at once rather than when the garbage collector finalizes this object.
 class AdapterWrap : public Napi::ObjectWrap<AdapterWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit AdapterWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AdapterWrap>(info) {}
-  std::shared_ptr<nla::Model> model;
+  std::weak_ptr<nla::Model> model;
   int id = 0;
 
  private:

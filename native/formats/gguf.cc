@@ -440,7 +440,13 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   f->size_ = f->map_.size();
   if (f->size_ == 0) throw Error(code::GGUF_MALFORMED, path + ": truncated header: file is empty, not a GGUF file");
   GgufParser parser(*f);
-  parser.parse();  // on throw, ~GgufFile unmaps and closes
+  try {
+    parser.parse();  // on throw, ~GgufFile unmaps and closes
+  } catch (const Error&) {
+    f->map_.check_intact();  // a header read as zeros because the file shrank is an I/O error, not a malformed file
+    throw;
+  }
+  f->map_.check_intact();
   return f;
 }
 

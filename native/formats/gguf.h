@@ -64,6 +64,9 @@ class GgufFile {
   uint32_t version() const { return version_; }
   uint64_t file_size() const { return size_; }
   uint32_t alignment() const { return alignment_; }
+  // Throws nla::Error(IO) if the file was truncated or rewritten while mapped (see MappedFile):
+  // call after every step that read tensor data (a forward pass) and discard that step's result.
+  void check_intact() const { map_.check_intact(); }
 
   // Metadata.
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }

@@ -62,7 +62,13 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, 
   f->size_ = f->map_.size();
   if (f->size_ < 8)
     f->fail("file is " + std::to_string(f->size_) + " bytes, too short for a safetensors file (at least an 8-byte header length)");
-  f->parse_header();  // on throw, the unique_ptr unmaps
+  try {
+    f->parse_header();  // on throw, the unique_ptr unmaps
+  } catch (const Error&) {
+    f->map_.check_intact();  // zeros read from a shrunk file are an I/O error, not malformed content
+    throw;
+  }
+  f->map_.check_intact();
   return f;
 }
 
@@ -227,6 +233,7 @@ std::vector<float> SafetensorsFile::to_f32(const Tensor& t) const {
   } else {
     fail("tensor \"" + t.name + "\" has dtype " + t.dtype + "; only F32, F16, BF16 and F64 convert to f32");
   }
+  map_.check_intact();
   return out;
 }
 

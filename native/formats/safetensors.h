@@ -53,7 +53,10 @@ class SafetensorsFile {
 
   // Converts a tensor to f32 (row-major, numel values). Supports F32, F16, BF16
   // and F64; other dtypes throw nla::Error(error_code) naming tensor and dtype.
+  // Throws nla::Error(IO) if the file shrank or changed while mapped (the values read are then
+  // discarded).
   std::vector<float> to_f32(const Tensor& t) const;
+  void check_intact() const { map_.check_intact(); }
 
   // Bytes per element of a safetensors dtype, 0 if unknown/unsupported
   // (sub-byte types such as F4 are not supported).

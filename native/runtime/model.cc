@@ -14,8 +14,14 @@ std::shared_ptr<Model> Model::load(const ModelOptions& options) {
   std::shared_ptr<Model> m(new Model());
   m->options_ = options;
   m->file_ = GgufFile::open(options.path);
-  m->weights_ = gemma4::Weights::load(*m->file_);
-  m->tokenizer_ = gemma4::Tokenizer::from_gguf(*m->file_);
+  try {
+    m->weights_ = gemma4::Weights::load(*m->file_);
+    m->tokenizer_ = gemma4::Tokenizer::from_gguf(*m->file_);
+  } catch (const Error&) {
+    m->file_->check_intact();  // values read as zeros from a shrunk file: report the I/O, not their symptoms
+    throw;
+  }
+  m->file_->check_intact();
   if (m->tokenizer_->n_vocab() > m->hparams().n_vocab)
     throw Error(code::MODEL_INVALID, options.path + ": the vocabulary has " + std::to_string(m->tokenizer_->n_vocab()) +
                                          " tokens but token_embd has only " + std::to_string(m->hparams().n_vocab) + " rows");

@@ -111,11 +111,17 @@ std::vector<Session::Output> Session::run_locked(const std::vector<Input>& input
     p.read = in.read;
     p.logits = in.logits;
   }
+  // The pass reads the mapped file: if it was truncated or rewritten meanwhile (MappedFile), the result is
+  // discarded with ERR_NLA_IO, and the model refuses every later pass the same way.
+  const GgufFile& file = model_->file();
   try {
+    file.check_intact();
     gemma4::forward(model_->weights(), model_->backend(), *ws_, pass, options);
+    file.check_intact();
   } catch (...) {
     for (gemma4::SequencePass& p : pass) p.cache->rollback();
     ws_->reset();
+    file.check_intact();  // a symptom of a file that changed under the pass is reported as the I/O error it is
     throw;
   }
   std::vector<Output> out(inputs.size());

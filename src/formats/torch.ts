@@ -38,10 +38,44 @@ export interface TorchTensor {
 export interface ReadTorchOptions {
   /** Shown in error messages. */
   readonly fileName?: string;
+  /**
+   * Bounds, all checked against the zip directory and the pickle's declarations before the data they cover is
+   * inflated, copied or decoded (a 1 MB file can otherwise declare gigabytes: a deflate bomb, or a state_dict
+   * that names one large tensor a thousand times).
+   */
+  readonly limits?: TorchReadLimits;
+}
+
+export interface TorchReadLimits {
+  /** Largest `data.pkl` (default 64 MiB; a state_dict's pickle is a few hundred bytes per tensor). */
+  readonly maxPickleBytes?: number;
+  /** Most entries in the state_dict (default 100 000). */
+  readonly maxTensors?: number;
+  /** Largest single storage, in bytes (default 1 GiB). */
+  readonly maxStorageBytes?: number;
+  /** Most float32 values materialized over all tensors, a storage referenced twice counting twice (default 2^28). */
+  readonly maxElements?: number;
 }
 
 /** torch stores records uncompressed; this only bounds what a (foreign) deflated entry may inflate to. */
 const MAX_ENTRY_BYTES = 2 ** 31;
+const DEFAULT_LIMITS: Required<TorchReadLimits> = {
+  maxPickleBytes: 64 * 2 ** 20,
+  maxTensors: 100_000,
+  maxStorageBytes: 2 ** 30,
+  maxElements: 2 ** 28,
+};
+/** The small text records (`byteorder`, `version`, …). */
+const MAX_RECORD_BYTES = 4096;
+
+/** One state_dict entry, described but not yet read: `read()` inflates/copies and decodes its data. */
+export interface TorchTensorRef {
+  readonly dtype: TorchDType;
+  readonly shape: readonly number[];
+  /** Elements of the tensor (product of the shape). */
+  readonly numel: number;
+  read(): TorchTensor;
+}
 
 const BYTES_PER_ELEMENT: Readonly<Record<TorchDType, number>> = { float32: 4, float16: 2, bfloat16: 2, float64: 8 };
 
@@ -179,12 +213,37 @@ export const STATE_DICT_GLOBALS: ReadonlyMap<string, PyCallable | PyOpaque> = ne
  * tensors; they are returned in file order with data converted to float32.
  */
 export function readTorchStateDict(buf: Buffer, options: ReadTorchOptions = {}): Map<string, TorchTensor> {
+  const refs = openTorchStateDict(buf, options);
+  const maxElements = options.limits?.maxElements ?? DEFAULT_LIMITS.maxElements;
+  let total = 0;
+  for (const [key, ref] of refs) {
+    total += ref.numel;
+    if (total > maxElements) {
+      invalid(`${options.fileName ?? 'torch file'}: its tensors hold more than ${maxElements} values in total (at '${key}'); refusing to materialize them`);
+    }
+  }
+  const result = new Map<string, TorchTensor>();
+  for (const [key, ref] of refs) result.set(key, ref.read());
+  return result;
+}
+
+/**
+ * Parses a torch.save'd state_dict without reading any tensor data: every entry is checked (a contiguous
+ * float tensor that fits its storage, whose archive entry has the right declared size) and returned as a
+ * reference whose `read()` materializes it. Callers that know what they expect check shapes first.
+ */
+export function openTorchStateDict(buf: Buffer, options: ReadTorchOptions = {}): Map<string, TorchTensorRef> {
   const fileName = options.fileName ?? 'torch file';
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   if (!Buffer.isBuffer(buf)) throw new NlaError('ERR_NLA_INVALID_ARG', `${fileName}: expected a Buffer`);
   if (buf.length >= 2 && buf[0] === 0x80 && buf[1] !== undefined && buf[1] <= 5) {
     invalid(`${fileName}: this is a legacy (pre-1.6) torch.save file, which is not supported; re-save it with torch >= 1.6 (the default zip format)`);
   }
-  const zip = ZipArchive.open(buf, { label: fileName, errorCode: 'ERR_NLA_HEAD_INVALID', maxEntrySize: MAX_ENTRY_BYTES });
+  const zip = ZipArchive.open(buf, {
+    label: fileName,
+    errorCode: 'ERR_NLA_HEAD_INVALID',
+    maxEntrySize: Math.min(MAX_ENTRY_BYTES, Math.max(limits.maxStorageBytes, limits.maxPickleBytes, MAX_RECORD_BYTES)),
+  });
   const first = zip.entries[0];
   if (first === undefined) invalid(`${fileName}: the archive is empty`);
   const slash = first.name.indexOf('/');
@@ -198,8 +257,13 @@ export function readTorchStateDict(buf: Buffer, options: ReadTorchOptions = {}):
     if (zip.has(`${root}constants.pkl`)) invalid(`${fileName}: this is a TorchScript archive (torch.jit.save), not a state_dict`);
     invalid(`${fileName}: '${pklName}' is missing; not a torch.save archive`);
   }
+  const pklEntry = zip.get(pklName)!;
+  if (pklEntry.uncompressedSize > limits.maxPickleBytes) {
+    invalid(`${fileName}: '${pklName}' is ${pklEntry.uncompressedSize} bytes; a state_dict pickle is at most ${limits.maxPickleBytes}`);
+  }
   const byteorderName = `${root}byteorder`;
   if (zip.has(byteorderName)) {
+    if (zip.get(byteorderName)!.uncompressedSize > MAX_RECORD_BYTES) invalid(`${fileName}: '${byteorderName}' is too large`);
     const order = zip.read(byteorderName).toString('latin1');
     if (order !== 'little') invalid(`${fileName}: byteorder is '${order}'; only little-endian files are supported`);
   }
@@ -232,29 +296,49 @@ export function readTorchStateDict(buf: Buffer, options: ReadTorchOptions = {}):
   });
   if (!(stateDict instanceof PyDict)) invalid(`${fileName}: the pickle holds ${describeValue(stateDict)}, not a state_dict`);
 
+  if (stateDict.entries.size > limits.maxTensors) {
+    invalid(`${fileName}: the state_dict has ${stateDict.entries.size} entries, more than the ${limits.maxTensors} accepted`);
+  }
+
+  // Storage bytes are read (inflated, CRC-checked) once, on first use, and shared by the tensors viewing them.
   const storageBytes = new Map<string, Buffer>();
-  const result = new Map<string, TorchTensor>();
+  const readStorage = (s: StorageRef, entryName: string): Buffer => {
+    let bytes = storageBytes.get(s.key);
+    if (bytes === undefined) {
+      bytes = zip.read(entryName);
+      storageBytes.set(s.key, bytes);
+    }
+    return bytes;
+  };
+  const result = new Map<string, TorchTensorRef>();
   for (const [key, value] of stateDict.entries) {
     if (typeof key !== 'string') invalid(`${fileName}: state_dict key ${String(key)} is not a string`);
     if (!(value instanceof TensorRef)) invalid(`${fileName}: state_dict entry '${key}' is ${describeValue(value)}, not a tensor`);
     const s = value.storage;
-    let bytes = storageBytes.get(s.key);
-    if (bytes === undefined) {
-      const entryName = `${root}data/${s.key}`;
-      if (!zip.has(entryName)) invalid(`${fileName}: storage '${entryName}' of tensor '${key}' is missing`);
-      bytes = zip.read(entryName);
-      const expected = s.numel * BYTES_PER_ELEMENT[s.dtype];
-      if (bytes.length !== expected) {
-        invalid(`${fileName}: storage '${entryName}' has ${bytes.length} bytes, expected ${expected} (${s.numel} x ${s.dtype})`);
-      }
-      storageBytes.set(s.key, bytes);
+    const entryName = `${root}data/${s.key}`;
+    const entry = zip.get(entryName);
+    if (entry === undefined) invalid(`${fileName}: storage '${entryName}' of tensor '${key}' is missing`);
+    const expected = s.numel * BYTES_PER_ELEMENT[s.dtype];
+    if (!Number.isSafeInteger(expected) || expected > limits.maxStorageBytes) {
+      invalid(`${fileName}: storage '${entryName}' declares ${s.numel} x ${s.dtype}, more than the ${limits.maxStorageBytes} bytes accepted`);
     }
-    result.set(key, materialize(key, value, bytes, fileName));
+    // The directory's size is what inflating may produce at most (the reader enforces it): check it first.
+    if (entry.uncompressedSize !== expected) {
+      invalid(`${fileName}: storage '${entryName}' has ${entry.uncompressedSize} bytes, expected ${expected} (${s.numel} x ${s.dtype})`);
+    }
+    const numel = checkLayout(key, value, fileName);
+    result.set(key, {
+      dtype: s.dtype,
+      shape: [...value.shape],
+      numel,
+      read: () => materialize(value, readStorage(s, entryName), numel),
+    });
   }
   return result;
 }
 
-function materialize(key: string, t: TensorRef, bytes: Buffer, fileName: string): TorchTensor {
+/** Checks a tensor's shape, contiguity and extent against its storage; returns its element count. */
+function checkLayout(key: string, t: TensorRef, fileName: string): number {
   const what = `${fileName}: tensor '${key}'`;
   let numel = 1;
   for (const d of t.shape) {
@@ -273,6 +357,10 @@ function materialize(key: string, t: TensorRef, bytes: Buffer, fileName: string)
   if (t.storageOffset + numel > t.storage.numel) {
     invalid(`${what} (offset ${t.storageOffset}, ${numel} elements) does not fit its storage of ${t.storage.numel} elements`);
   }
+  return numel;
+}
+
+function materialize(t: TensorRef, bytes: Buffer, numel: number): TorchTensor {
   const elem = BYTES_PER_ELEMENT[t.storage.dtype];
   const data = decodeToFloat32(bytes, t.storageOffset * elem, numel, t.storage.dtype);
   return {
