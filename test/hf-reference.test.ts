@@ -26,7 +26,7 @@ type Dtype = (typeof DTYPES)[number];
  * kind (docs/verification.md), the headroom being for other CPU kernels and thread counts, which change
  * summation orders:
  *  - f32 (measured ≤ 1.0e-6): the same math in fp32 on both sides; what is left is summation order (~1e-7 per
- *    op) grown by the model's perturbation gain (~10x by block 17).
+ *    op) grown by the model's perturbation gain (2.4x by block 17 here).
  *  - f16 (≤ 1.4e-3), bf16 (≤ 9.3e-3), q8_0 (≤ 3.3e-2), q4_k_m (≤ 0.15): the GGUF's rounded weights (and the
  *    activation rounding nla-ar does like llama.cpp) against HF's f32 weights. HF itself, in f32 on the same
  *    bf16/f16-rounded weights, lands at 7.1e-3 / 1.0e-3: most of the gap is the format. llama.cpp on the same
@@ -34,19 +34,22 @@ type Dtype = (typeof DTYPES)[number];
  */
 const TOL: Record<Dtype, number> = { f32: 3e-6, f16: 4e-3, bf16: 3e-2, q8_0: 1e-1, q4_k_m: 0.45 };
 /** 16-bit and quantized: nla-ar ('exact') may be at most this much farther from HF than llama.cpp is on the
- *  same file (measured ≤ 1.06x over every prompt), plus the f32 floor. A broken kernel, dequantization or
+ *  same prompts of the same file (measured ≤ 1.15x), plus the f32 floor. A broken kernel, dequantization or
  *  layout would land far beyond it, since llama.cpp's error here is the format's own. */
 const VS_LLAMACPP_FACTOR = 1.5;
 /** nla-ar with numerics 'llamacpp' (llama.cpp's fp16 GELU table) against llama.cpp on the same converter-made
  *  file, ~3x the worst measured (f32: 1.2e-4 at block 17, 2.4e-4 at block 23; f16 7.9e-4, bf16 6.1e-3, q8_0
- *  1.8e-2, q4_k_m 2.0e-2). The table's rounding is discontinuous, so a 1e-7 difference now and then flips an fp16
+ *  1.8e-2, q4_k_m 2.2e-2). The table's rounding is discontinuous, so a 1e-7 difference now and then flips an fp16
  *  rounding and the flips compound with depth (the engine-vs-llamacpp test: ~1e-4 by block 7); 16-bit and
  *  quantized activations flip the same way, faster. */
-const LLAMACPP_EMUL_TOL: Record<Dtype, number> = { f32: 6e-4, f16: 2.5e-3, bf16: 2e-2, q8_0: 5e-2, q4_k_m: 6e-2 };
-/** llama.cpp against HF, f32 (measured 2.5e-4 – 4.3e-4, through its fp16 GELU table): asserted both ways, so the
+const LLAMACPP_EMUL_TOL: Record<Dtype, number> = { f32: 6e-4, f16: 2.5e-3, bf16: 2e-2, q8_0: 5e-2, q4_k_m: 6.5e-2 };
+/** llama.cpp against HF, f32 (measured 2.7e-4 – 4.1e-4, through its fp16 GELU table): asserted both ways, so the
  *  docs' claim that llama.cpp and transformers differ there keeps holding. */
 const LLAMACPP_VS_HF_F32 = { min: 1e-4, max: 1.5e-3 };
-/** f32: nla-ar's default numerics are at least this many times closer to HF than llama.cpp is (measured > 400). */
+/** Beyond f32, llama.cpp runs on the two longest prompts (69 and 40 tokens; the second has special tokens, tabs
+ *  and space runs) and the longer text. */
+const LLAMACPP_SUBSET = { prompts: [3, 4], texts: [1] };
+/** f32: nla-ar's default numerics are at least this many times closer to HF than llama.cpp is (measured > 350). */
 const NLA_CLOSER = 100;
 
 const measured: Record<string, unknown> = {};
@@ -127,12 +130,13 @@ describeHf('nla-ar vs Hugging Face transformers + PEFT', () => {
     expect(Object.keys(av.tensors).some((k) => /mlp\.(gate|up|down)_proj\.lora_A/.test(k))).toBe(true);
     expect(m.adapters.ar.lora_B_tensors).toBe(arNames.length / 2);
 
-    // the references: PEFT's own adapter switch gives the base model back; the LoRA moves block 17 far more
-    // than any tolerance below (so the adapter checks have teeth)
+    // the references: PEFT's own adapter switch gives the base model back; the LoRA moves block 17 by 0.20-0.26
+    // (AV: 0.26-0.33), far beyond the f32/16-bit tolerances, and a lost adapter on a quantized file would break
+    // the bound relative to llama.cpp's distance (1.5 x ~0.12 for q4_k_m)
     const r = refs();
     expect(r.ar.disable_adapter_equals_base).toBe(true);
-    for (let i = 0; i < r.ar.block.length; i++) expect(relRms(r.ar.block[i], r.base.block[i])).toBeGreaterThan(0.05);
-    for (let i = 0; i < r.av.block.length; i++) expect(relRms(r.av.block[i], r.base_text.block[i])).toBeGreaterThan(0.05);
+    for (let i = 0; i < r.ar.block.length; i++) expect(relRms(r.ar.block[i], r.base.block[i])).toBeGreaterThan(0.15);
+    for (let i = 0; i < r.av.block.length; i++) expect(relRms(r.av.block[i], r.base_text.block[i])).toBeGreaterThan(0.15);
     // the AV hook (av_reference.py) found the marker trio and replaced exactly that row, once (the prefill)
     const g = r.av_generate;
     expect(g.prompt_ids.slice(g.marker_position - 1, g.marker_position + 2)).toEqual([m.spec.av.left_id, m.spec.av.marker_id, m.spec.av.right_id]);
@@ -178,8 +182,12 @@ describeHf('nla-ar vs Hugging Face transformers + PEFT', () => {
       // (nla-ar's reader of linear_head.pt, checked against torch below) applied to its block output
       const ar = await Reconstructor.load({ model: set.gguf(dt), adapter: set.adapter('ar'), layer: L, device: 'cpu' });
       const lc: Record<string, Float32Array[]> = { lora_block: [], lora_head: [], base_block: [], base_head: [], activation: [] };
+      // each llama_ref run costs ~2.5 CPU-s (it parses the 262k vocabulary), so beyond f32 it sees a subset
+      const pIdx = dt === 'f32' ? ex.map((_, i) => i) : LLAMACPP_SUBSET.prompts;
+      const tIdx = dt === 'f32' ? r.texts.map((_, i) => i) : LLAMACPP_SUBSET.texts;
+      const idx: Record<string, number[]> = { lora_block: pIdx, lora_head: pIdx, base_block: pIdx, base_head: pIdx, activation: tIdx };
       try {
-        for (let i = 0; i < ex.length; i++) {
+        for (const i of pIdx) {
           for (const lora of [true, false]) {
             const t = await dumpTensors({ model: set.gguf(dt), tokens: r.prompt_ids[i], tensors: [`l_out-${L}`], stopAfter: `l_out-${L}`, lora: lora ? set.lora('ar') : undefined, threads: 1 });
             const x = t.get(`l_out-${L}`)!;
@@ -188,8 +196,8 @@ describeHf('nla-ar vs Hugging Face transformers + PEFT', () => {
             lc[lora ? 'lora_head' : 'base_head'].push(ar.head.apply(h));
           }
         }
-        for (const ids of r.text_ids) {
-          const t = await dumpTensors({ model: set.gguf(dt), tokens: ids, tensors: [`l_out-${LA}`], stopAfter: `l_out-${LA}`, threads: 1 });
+        for (const i of tIdx) {
+          const t = await dumpTensors({ model: set.gguf(dt), tokens: r.text_ids[i], tensors: [`l_out-${LA}`], stopAfter: `l_out-${LA}`, threads: 1 });
           const x = t.get(`l_out-${LA}`)!;
           lc.activation.push(lastRow(x.data, x.ne));
         }
@@ -199,14 +207,20 @@ describeHf('nla-ar vs Hugging Face transformers + PEFT', () => {
       const refOf: Record<string, number[][]> = { lora_block: r.ar.block, lora_head: r.ar.head, base_block: r.base.block, base_head: r.base.head, activation: r.activation };
       const vsHf = (o: Record<string, Float32Array[]>) =>
         Object.fromEntries(Object.keys(refOf).map((k) => [k, worst(o[k].map((v, i) => stat(v, refOf[k][i])))])) as Record<string, Stat>;
-      const exact = vsHf(out.exact), llama = vsHf(out.llamacpp), ref = vsHf(lc);
+      const exact = vsHf(out.exact), llama = vsHf(out.llamacpp);
+      const onSubset = (f: (k: string, j: number, i: number) => Stat) =>
+        Object.fromEntries(Object.keys(refOf).map((k) => [k, worst(idx[k].map((i, j) => f(k, j, i)))])) as Record<string, Stat>;
+      const ref = onSubset((k, j, i) => stat(lc[k][j], refOf[k][i]));
+      const exactSub = onSubset((k, _j, i) => stat(out.exact[k][i], refOf[k][i]));
+      const emul = onSubset((k, j, i) => stat(out.llamacpp[k][i], lc[k][j]));
       const allPos = stat(out.exact.all_positions[0], r.ar.all_positions);
-      const emul = Object.fromEntries(Object.keys(refOf).map((k) => [k, worst(out.llamacpp[k].map((v, i) => stat(v, lc[k][i])))])) as Record<string, Stat>;
       row.nla_exact_vs_hf = { ...exact, lora_block_all_positions: allPos };
       row.nla_llamacpp_numerics_vs_hf = llama;
       row.llamacpp_vs_hf = ref;
+      row.nla_exact_vs_hf_on_llamacpp_subset = exactSub;
       row.nla_llamacpp_numerics_vs_llamacpp = emul;
-      row.per_prompt_lora_block = { nla_exact: out.exact.lora_block.map((v, i) => relRms(v, r.ar.block[i])), llamacpp: lc.lora_block.map((v, i) => relRms(v, r.ar.block[i])) };
+      row.llamacpp_subset = { prompts: pIdx, texts: tIdx };
+      row.per_prompt_lora_block = { nla_exact: out.exact.lora_block.map((v, i) => relRms(v, r.ar.block[i])), llamacpp: lc.lora_block.map((v, j) => relRms(v, r.ar.block[pIdx[j]])) };
       measured[dt] = row;
 
       for (const [k, s] of Object.entries(exact)) within(`${dt} nla-ar vs HF, ${k}`, s.relRms, TOL[dt]);
@@ -219,7 +233,7 @@ describeHf('nla-ar vs Hugging Face transformers + PEFT', () => {
           within(`nla-ar vs HF x ${NLA_CLOSER} against llama.cpp vs HF, ${k}`, exact[k].relRms * NLA_CLOSER, s.relRms);
         }
       } else {
-        for (const [k, s] of Object.entries(exact))
+        for (const [k, s] of Object.entries(exactSub))
           within(`${dt} nla-ar vs HF against ${VS_LLAMACPP_FACTOR} x llama.cpp vs HF, ${k}`, s.relRms, VS_LLAMACPP_FACTOR * ref[k].relRms + TOL.f32);
       }
       for (const [k, s] of Object.entries(emul)) within(`${dt} nla-ar (numerics: llamacpp) vs llama.cpp, ${k}`, s.relRms, LLAMACPP_EMUL_TOL[dt]);

@@ -173,9 +173,10 @@ export async function hfReferenceSet(log: (s: string) => void = () => {}): Promi
         }
         built = (Date.now() - t0) / 1000;
         // older sets are dead weight (hundreds of MB each)
+        const key = path.basename(dir);
         for (const d of fs.readdirSync(HF_CACHE)) {
-          const p = path.join(HF_CACHE, d);
-          if (p !== dir && /^[0-9a-f]{12}$/.test(d) && fs.statSync(p).isDirectory()) fs.rmSync(p, { recursive: true, force: true });
+          const m = /^([0-9a-f]{12})(\.build\.log)?$/.exec(d);
+          if (m && m[1] !== key) fs.rmSync(path.join(HF_CACHE, d), { recursive: true, force: true });
         }
       }
     } finally {

@@ -5,8 +5,8 @@
 Into DIR (written as DIR.tmp-*, renamed when complete):
   tokenizer/             tokenizer.json + tokenizer_config.json for the real Gemma-4 vocabulary (hf_tokenizer.py)
   hf/                    a random Gemma4ForConditionalGeneration (text only) saved by save_pretrained, with the tokenizer
-  hf601/                 the same checkpoint plus k_proj/v_proj/k_norm on the KV-shared layers (the layout of Google's
-                         original safetensors; transformers ignores those tensors when loading)
+  hf601/ (removed after conversion)  the same checkpoint plus k_proj/v_proj/k_norm on the KV-shared layers (the
+                         layout of Google's original safetensors; transformers ignores those tensors when loading)
   ar/, av/               PEFT adapters saved by save_pretrained (AR-shaped: q/k/v/o, with linear_head.pt from torch.save;
                          AV-shaped: attention + MLP)
   ar-lora.gguf, av-lora.gguf   the same adapters converted by llama.cpp's convert_lora_to_gguf.py
@@ -281,6 +281,7 @@ def main() -> None:
     cmds += [[sys.executable, conv_lora, "--base", hf_dir, "--outtype", "f32", "--outfile", p, os.path.join(out, name)]
              for name, p in loras.items()]
     run_all(cmds, args.jobs, env)
+    shutil.rmtree(hf601_dir)  # a second 270 MB checkpoint, needed only to make model601.f32.gguf
     run_all([[args.llama_ref, "quantize", "--in", ggufs["f32"], "--out", ggufs[t], "--type", t, "--threads", "1"]
              for t in ("q8_0", "q4_k_m")], args.jobs)
     loras = {name: os.path.basename(p) for name, p in loras.items()}
