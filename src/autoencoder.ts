@@ -11,7 +11,8 @@ import { openBaseModel } from './model';
 import { DEFAULT_ACTIVATION_LAYER, DEFAULT_AR_LAYER, LoadOptionsSchema, parseOptions, type ActivationOptions, type CallOptions, type HeadLike, type OptionsSchema } from './options';
 import type { InjectionScale } from './sidecar';
 import { Reconstructor } from './reconstructor';
-import { Verbalizer, VerbalizerLoadOptionsSchema, verbalizerZodFields, type MarkerIds, type Verbalization, type VerbalizeOptions } from './verbalizer';
+import { Verbalizer, VerbalizerLoadOptionsSchema, type MarkerIds, type Verbalization, type VerbalizeOptions } from './verbalizer';
+import { verbalizerZodFields } from './verbalizer-zod';
 
 export interface AutoencoderLoadOptions {
   /** Base model: a llama.cpp GGUF with general.architecture = gemma4 (mapped once for both adapters). */

@@ -6,6 +6,7 @@
  * string or the length limit → the text, and the explanation between its <explanation> tags.
  */
 import { z } from 'zod';
+import { verbalizerZodFields } from './verbalizer-zod';
 import { NlaError } from './errors';
 import { ActivationVector } from './vector';
 import { loadAdapterDir, openBaseModel, type OpenedModel } from './model';
@@ -92,16 +93,10 @@ interface ResolvedVerbalizeOptions {
   signal?: AbortSignal;
 }
 
-const positive = z.number().positive().refine(Number.isFinite, { error: 'must be finite' });
-const markerZod = z.strictObject({ token: z.int().min(0), left: z.int().min(-1), right: z.int().min(-1) });
-const scaleZod = z.union([z.literal('sqrt_d_model'), z.literal('raw'), positive]);
-
 const VerbalizerLoadOptionsZod = z.strictObject({
   model: z.string().min(1),
   adapter: z.string().min(1).nullable(),
-  template: z.string().min(1).optional(),
-  marker: markerZod.optional(),
-  injectionScale: scaleZod.optional(),
+  ...verbalizerZodFields,
   maxTokens: z.int().min(1).optional(),
   device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   threads: z.int().min(1).max(1024).optional(),
@@ -120,8 +115,6 @@ const VerbalizeOptionsZod = z.strictObject({
 });
 export const VerbalizeOptionsSchema: OptionsSchema<ResolvedVerbalizeOptions> = VerbalizeOptionsZod;
 
-/** @internal The zod shapes, for the Autoencoder's schema. */
-export const verbalizerZodFields = { template: VerbalizerLoadOptionsZod.shape.template, marker: VerbalizerLoadOptionsZod.shape.marker, injectionScale: VerbalizerLoadOptionsZod.shape.injectionScale };
 
 export interface Verbalization {
   /** The decoded new tokens (special tokens skipped), as the released scripts pass it to the AR. */
