@@ -237,9 +237,19 @@ int main(int argc, char** argv) {
         pb.push_back(time_gen(nb, 1));
         tb.push_back(time_gen(nb, steps));
       }
+      // --profile 1: one more generation of one activation and one of av-batch, each profiled alone
+      std::string prof1 = "null", profB = "null";
+      if (mo.profile) {
+        model->profile_json(true);
+        time_gen(1, steps);
+        prof1 = model->profile_json(true);
+        time_gen(nb, steps);
+        profB = model->profile_json(true);
+      }
       std::printf(",\"av\":{\"prompt_tokens\":%zu,\"site\":%lld,\"steps\":%d,\"batch\":%d,\"prefill1_ms\":%.2f,\"gen1_ms\":%.2f,"
-                  "\"prefillB_ms\":%.2f,\"genB_ms\":%.2f}",
-                  spec.prompt.size(), static_cast<long long>(av.site()), steps, nb, median(p1), median(t1), median(pb), median(tb));
+                  "\"prefillB_ms\":%.2f,\"genB_ms\":%.2f,\"profile1\":%s,\"profileB\":%s}",
+                  spec.prompt.size(), static_cast<long long>(av.site()), steps, nb, median(p1), median(t1), median(pb), median(tb),
+                  prof1.c_str(), profB.c_str());
     }
     std::printf(",\"rss_after_load_kb\":%ld,\"peak_rss_kb\":%ld}\n", rss_after_load, peak_rss_kb());
   } catch (const std::exception& e) {

@@ -3,7 +3,8 @@
 // prompts, same thread count. Writes the table (with machine, date, commit and command) to docs/benchmarks.md.
 //
 //   node bench/run.js [--threads 2] [--models q4_k_m,q8_0] [--repeat 5] [--rounds 2] [--no-write]
-//   node bench/run.js --profile [--threads 2]     per-op profile of a 64- and a 256-token reconstruct (q4_k_m)
+//   node bench/run.js --profile [--threads 2]     per-op profile of a 64- and a 256-token reconstruct and of AV
+//                                                 generation for 1 and 16 activations (q4_k_m)
 //
 // Every measurement is a fresh process (cold load = open + adapter in a new process, page cache warm).
 // Each round runs nla-ar then llama.cpp back to back; the table takes the median over rounds of each
@@ -201,10 +202,31 @@ function fmt(x, d = 1) {
   return x == null || Number.isNaN(x) ? '—' : x.toFixed(d);
 }
 
-// The per-op profile: nla_bench with every backend op timed, one profiled run per length after the timed ones.
-async function profile(a, m, bin) {
+// The per-op profile: nla_bench with every backend op timed: one profiled run per reconstruct length after the timed
+// ones, then one profiled AV generation of 1 and of AV_BATCH activations (prompt + AV_STEPS tokens each).
+function opsTable(lines, title, p, peak) {
+  const total = Object.values(p.ops).reduce((s, o) => s + o.seconds, 0);
+  lines.push('');
+  lines.push(`#### ${title}, ${fmt(total * 1000)} ms in ops in the profiled run`);
+  lines.push('');
+  lines.push('| op class | calls | ms | share | achieved | of int8 peak |');
+  lines.push('|---|---:|---:|---:|---:|---:|');
+  const rows = Object.entries(p.ops).sort((x, y) => y[1].seconds - x[1].seconds);
+  for (const [name, o] of rows) {
+    const gops = o.ops / o.seconds / 1e9, gbs = o.bytes / o.seconds / 1e9;
+    const perf = o.ops > 0 ? `${fmt(gops, 1)} GOPS, ${fmt(gbs, 2)} GB/s` : `${fmt(gbs, 2)} GB/s`;
+    const ofPeak = name.startsWith('matmul:') && peak ? `${fmt((100 * gops) / peak, 0)} %` : '';
+    lines.push(`| ${name} | ${o.calls} | ${fmt(o.seconds * 1000, 2)} | ${fmt((100 * o.seconds) / total, 1)} % | ${perf} | ${ofPeak} |`);
+  }
+  const c = p.counters;
+  lines.push(`| (inside the products: activation quantization) | | ${fmt(c['cpu.quantize_seconds'] * 1000, 2)} | ${fmt((100 * c['cpu.quantize_seconds']) / total, 1)} % | | |`);
+  lines.push(`| (thread pool: callers waiting for the last chunks, ${c['cpu.pool_loops']} loops) | | ${fmt(c['cpu.pool_wait_seconds'] * 1000, 2)} | ${fmt((100 * c['cpu.pool_wait_seconds']) / total, 1)} % | | |`);
+}
+
+async function profile(a, m, bin, av) {
   const { out } = runMeasured(bin, ['--model', m.q4_k_m, '--adapter', m.adapterDir, '--layer', String(LAYER), '--threads', String(a.threads),
-    '--lengths', '64,256', '--repeat', '2', '--warmup', '1', '--batch', '0', '--profile', '1']);
+    '--lengths', '64,256', '--repeat', '2', '--warmup', '1', '--batch', '0', '--profile', '1',
+    '--av', av.dir, '--av-template', av.templateFile, '--av-marker', av.marker.join(','), '--av-steps', String(AV_STEPS), '--av-batch', String(AV_BATCH)]);
   const j = JSON.parse(out);
   const mc = machine();
   const mhz = mc.mhz || 0;
@@ -213,27 +235,13 @@ async function profile(a, m, bin) {
   const peak = (128 * a.threads * mhz * 1e6) / 1e9;
   const lines = [];
   lines.push(`Measured ${new Date().toISOString()} on **${mc.model}** (${mc.isa.join(', ')}, ${mhz ? `${mhz} MHz reported` : 'clock unknown'}), ${a.threads} threads, ` +
-    `commit \`${commit()}\`, q4_k_m model with the AR LoRA, blocks 0–${LAYER}; every op timed on the calling thread (command: \`npm run bench -- --profile\`). ` +
+    `commit \`${commit()}\`, q4_k_m model with the AR LoRA, blocks 0–${LAYER}, and with the AV LoRA, every block and the LM head; every op timed on the calling thread (command: \`npm run bench -- --profile\`). ` +
     `int8 peak assumed ${peak ? peak.toFixed(0) : '?'} GOPS (128 int8 ops per cycle and core × ${a.threads} × the reported clock).`);
-  for (const L of ['64', '256']) {
-    const p = j.lengths[L].profile;
-    const total = Object.values(p.ops).reduce((s, o) => s + o.seconds, 0);
-    lines.push('');
-    lines.push(`#### ${L} tokens: ${fmt(j.lengths[L].median_ms)} ms per reconstruct (timed runs), ${fmt(total * 1000)} ms in ops in the profiled run`);
-    lines.push('');
-    lines.push('| op class | calls | ms | share | achieved | of int8 peak |');
-    lines.push('|---|---:|---:|---:|---:|---:|');
-    const rows = Object.entries(p.ops).sort((x, y) => y[1].seconds - x[1].seconds);
-    for (const [name, o] of rows) {
-      const gops = o.ops / o.seconds / 1e9, gbs = o.bytes / o.seconds / 1e9;
-      const perf = o.ops > 0 ? `${fmt(gops, 1)} GOPS, ${fmt(gbs, 2)} GB/s` : `${fmt(gbs, 2)} GB/s`;
-      const ofPeak = name.startsWith('matmul:') && peak ? `${fmt((100 * gops) / peak, 0)} %` : '';
-      lines.push(`| ${name} | ${o.calls} | ${fmt(o.seconds * 1000, 2)} | ${fmt((100 * o.seconds) / total, 1)} % | ${perf} | ${ofPeak} |`);
-    }
-    const c = p.counters;
-    lines.push(`| (inside the products: activation quantization) | | ${fmt(c['cpu.quantize_seconds'] * 1000, 2)} | ${fmt((100 * c['cpu.quantize_seconds']) / total, 1)} % | | |`);
-    lines.push(`| (thread pool: callers waiting for the last chunks, ${c['cpu.pool_loops']} loops) | | ${fmt(c['cpu.pool_wait_seconds'] * 1000, 2)} | ${fmt((100 * c['cpu.pool_wait_seconds']) / total, 1)} % | | |`);
-  }
+  for (const L of ['64', '256']) opsTable(lines, `AR, ${L} tokens: ${fmt(j.lengths[L].median_ms)} ms per reconstruct (timed runs)`, j.lengths[L].profile, peak);
+  const v = j.av;
+  const rate = (ms, pre, n) => (n * (AV_STEPS - 1)) / ((ms - pre) / 1000);
+  opsTable(lines, `AV, 1 activation: ${v.prompt_tokens}-token prompt + ${v.steps} tokens, ${fmt(v.gen1_ms)} ms (timed runs; decode ${fmt(rate(v.gen1_ms, v.prefill1_ms, 1))} tok/s)`, v.profile1, peak);
+  opsTable(lines, `AV, ${v.batch} activations together: ${fmt(v.genB_ms)} ms (timed runs; decode ${fmt(rate(v.genB_ms, v.prefillB_ms, v.batch))} tok/s)`, v.profileB, peak);
   const md = lines.join('\n');
   process.stdout.write(md + '\n');
   if (a.write) {
@@ -251,7 +259,6 @@ async function main() {
   if (!fs.existsSync(LLAMA_REF)) throw new Error(`${LLAMA_REF} is missing: run scripts/setup-reference.sh first (it builds the llama.cpp reference harness)`);
   const m = ensureModels({ q8: a.models.includes('q8_0') && !a.profile });
   const bin = await nlaBench();
-  if (a.profile) return profile(a, m, bin);
   // The AV prompt as the engine tokenizes it (the synthetic vocabulary), for both sides.
   const { DEFAULT_AV_TEMPLATE } = require(path.join(ROOT, 'lib', 'verbalizer.js'));
   const { Tokenizer } = require(path.join(ROOT, 'lib', 'tokenizer.js'));
@@ -259,6 +266,7 @@ async function main() {
   fs.writeFileSync(templateFile, DEFAULT_AV_TEMPLATE);
   const vocab = m.config.vocab.tokens;
   const av = { dir: m.avDir, templateFile, marker: [vocab.indexOf('\u3297'), vocab.indexOf('>'), vocab.indexOf('<')] };
+  if (a.profile) return profile(a, m, bin, av);
   const avPrompt = Array.from((await Tokenizer.fromGGUF(m.q4_k_m)).encode(DEFAULT_AV_TEMPLATE));
   const results = {};
   const load = [os.loadavg()[0]];

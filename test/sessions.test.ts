@@ -7,7 +7,7 @@
 import { loadNative, type NativeAdapter, type NativeModel, type NativeSession, type NativeStepOutput } from '../src/native';
 import { LinearHead } from '../src';
 import { decodeRef, dumpTensors, referenceAvailable } from './helpers/llamaRef';
-import { peftAdapter, relRms, testTokens, tinyModel } from './helpers/models';
+import { peftAdapter, quantizedModel, relRms, testTokens, tinyModel } from './helpers/models';
 
 const model = tinyModel('f32-full');
 const V = model.config.vocab.tokens.length;
@@ -327,4 +327,37 @@ describeRef('LM head and decode steps vs llama.cpp', () => {
       s.close();
     }
   });
+});
+
+/*
+ * Quantized weights (llama.cpp's quantizer): a decode step's products have one row, prefill's many, and the CPU
+ * backend has its own one-token kernels for k-quants (AVX-512 VNNI). They must give the multi-token kernels' numbers
+ * bit for bit, so decoding through the KV cache still equals a prefill exactly, at every block and in the LM head.
+ */
+describeRef('incremental decoding on quantized weights', () => {
+  for (const type of ['q4_k_m', 'q6_k', 'q8_0'] as const) {
+    test(`${type}: decoding token by token gives exactly the logits of a prefill (with a LoRA)`, async () => {
+      const qm = await quantizedModel(model, type);
+      const mq = await binding().openModel(qm.path, { threads: 2 });
+      try {
+        const ad = await mq.loadAdapter(arA.dir);
+        const full = testTokens(3 + 2 * W, 37, V);
+        const s = mq.createSession();
+        try {
+          const [whole] = await s.run([{ seq: s.addSequence(ad), tokens: full, read: 'all', logits: true }]);
+          const seq = s.addSequence(ad);
+          const [pre] = await s.run([{ seq, tokens: full.subarray(0, 3), read: 'last', logits: true }]);
+          const steps: Float32Array[] = [pre.logits!];
+          for (let t = 3; t < full.length; t++) steps.push((await s.run([{ seq, tokens: full.subarray(t, t + 1), logits: true }]))[0].logits!);
+          steps.forEach((l, i) => expectSame(l, whole.logits!.subarray((2 + i) * V, (3 + i) * V), `${type}, position ${2 + i}`));
+          // the weights really are quantized (not an f32 copy): the summary names the formats
+          expect(mq.info().weightTypes).toMatch(type === 'q8_0' ? /q8_0/ : /q[46]_K/);
+        } finally {
+          s.close();
+        }
+      } finally {
+        mq.close();
+      }
+    });
+  }
 });
