@@ -305,14 +305,15 @@ describe('abort and responsiveness', () => {
     const iv = setInterval(() => ticks++, 5);
     const t0 = performance.now();
     try {
-      await ar.reconstruct(batch);
+      await ar.reconstruct(longBatch);
     } finally {
       clearInterval(iv);
     }
     const ms = performance.now() - t0;
     // the work runs off the JS thread: with a blocked loop ticks would be ~0. Require a quarter of the ideal
-    // rate (the CI machine has 2 cores shared with the engine's 2 threads). The batch takes ~0.5 s with AVX-512
-    // kernels, several seconds with scalar ones; under 100 ms the check would say nothing.
+    // rate (the CI machine has 2 cores shared with the engine's 2 threads). The long batch (~6000 tokens) takes
+    // ~0.5 s with AVX-512 kernels on a quiet 2-core machine (the short one took 78 ms there once the one-token
+    // kernels landed), several seconds with scalar ones; under 100 ms the check would say nothing.
     if (ms < 100) throw new Error(`the batch took only ${ms.toFixed(0)} ms: too short to measure responsiveness`);
     expect(ticks).toBeGreaterThan(Math.floor(ms / 5 / 4));
   });

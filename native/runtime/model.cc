@@ -43,6 +43,12 @@ std::shared_ptr<Model> Model::load(const ModelOptions& options) {
   return m;
 }
 
+#ifdef MADV_POPULATE_READ
+constexpr int kPopulateRead = MADV_POPULATE_READ;
+#else
+constexpr int kPopulateRead = 22;  // Linux's value; older headers lack it, older kernels answer EINVAL
+#endif
+
 size_t Model::prefetch(int last) const {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   size_t total = 0;
@@ -57,7 +63,10 @@ size_t Model::prefetch(int last) const {
   for (const auto& [b, e] : spans) madvise(reinterpret_cast<void*>(b), e - b, MADV_WILLNEED);
   volatile uint8_t sink = 0;
   for (const auto& [b, e] : spans) {
-    for (uintptr_t a = b; a < e; a += page) sink = sink + *reinterpret_cast<const volatile uint8_t*>(a);
+    // Linux ≥ 5.14 populates the page tables in one call (no fault per page); elsewhere, or if it fails (a file
+    // that shrank: the touch below then meets the mapping's SIGBUS guard), every page is touched in order.
+    if (madvise(reinterpret_cast<void*>(b), e - b, kPopulateRead) != 0)
+      for (uintptr_t a = b; a < e; a += page) sink = sink + *reinterpret_cast<const volatile uint8_t*>(a);
     total += e - b;
   }
   (void)sink;
