@@ -276,6 +276,8 @@ async function main() {
     for (let r = 0; r < a.rounds; r++) {
       log(`${q}: round ${r + 1}/${a.rounds}: nla-ar...`);
       const nla = runNla(bin, model, m.adapterDir, a, av);
+      // the AR alone (no AV adapter, no generation): its peak RSS, and a load with the file surely cached
+      const arOnly = runNla(bin, model, m.adapterDir, { ...a, repeat: 1 }, null);
       log(`${q}: round ${r + 1}/${a.rounds}: llama.cpp...`);
       const ref = {};
       for (const L of LENGTHS) ref[L] = runLlama(model, m.loraGguf, prompt(L, 1), { repeat: a.repeat, threads: a.threads });
@@ -286,7 +288,7 @@ async function main() {
       ref.genB = runLlamaGen(model, m.avLoraGguf, avPrompt, AV_BATCH, a.threads);
       log(`${q}: round ${r + 1}/${a.rounds}: cold starts...`);
       const cold = coldStart(bin, model, m, a);
-      rounds.push({ nla, ref, cold });
+      rounds.push({ nla, arOnly, ref, cold });
       load.push(os.loadavg()[0]);
     }
     const med = (f) => median(rounds.map(f));
@@ -314,6 +316,8 @@ async function main() {
     row.nlaLoad = med((x) => x.nla.load_ms);
     row.refLoad = med((x) => x.ref[64].load_ms);
     row.nlaRss = Math.max(...rounds.map((x) => x.nla.rss_kb)) / 1024;
+    row.arOnlyRss = Math.max(...rounds.map((x) => x.arOnly.rss_kb)) / 1024;
+    row.arOnlyLoad = med((x) => x.arOnly.load_ms);
     row.refRss = Math.max(...rounds.flatMap((x) => [x.ref[256].rss_kb, x.ref.full64.rss_kb, x.ref.batch.rss_kb])) / 1024;
     results[q] = row;
     log(`${q}: 64 tok nla ${fmt(row.nla64)} ms, llama.cpp stopped ${fmt(row.ref64)} ms, full ${fmt(row.refFull64)} ms`);
@@ -371,8 +375,9 @@ function render(results, info, a) {
     lines.push(`| AV decode, ${AV_BATCH} activations together (llama.cpp: ${AV_BATCH} parallel sequences) | ${fmt(r.nlaGenB, 1)} tok/s | ${fmt(r.refGenB, 1)} tok/s | **${fmt(r.nlaGenB / r.refGenB, 2)}×** | ≥ 1.5× |`);
     lines.push(`| AV batch gain: ${AV_BATCH} together vs 1 (nla-ar both sides) | ${fmt(r.nlaGenB, 1)} tok/s | ${fmt(r.nlaGen1, 1)} tok/s | **${fmt(r.nlaGenB / r.nlaGen1, 2)}×** | ≥ 8× |`);
     lines.push(`| cold start: files evicted from the page cache (resident after: ${fmt(100 * r.coldResident, 0)} %), new process, load + first 64-token reconstruct | ${fmt(r.nlaCold, 0)} ms | ${fmt(r.refCold, 0)} ms | ${fmt(r.refCold / r.nlaCold, 2)}× | ≤ 3 s, ≤ 2× llama.cpp's |`);
-    lines.push(`| warm load (new process: model + adapter, page cache warm) | ${fmt(r.nlaLoad, 0)} ms | ${fmt(r.refLoad, 0)} ms | ${fmt(r.refLoad / r.nlaLoad, 2)}× | ≤ 150 ms |`);
-    lines.push(`| peak RSS (whole process; nla-ar: one base model with the AR and AV adapters, their runs included) | ${fmt(r.nlaRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.nlaRss, 2)}× | ≤ 1.5 GB (q4_k_m) |`);
+    lines.push(`| warm load (new process: model + AR adapter, right after another process read the file) | ${fmt(r.arOnlyLoad, 0)} ms (the AV process, after the cold-start rows: ${fmt(r.nlaLoad, 0)} ms) | ${fmt(r.refLoad, 0)} ms | ${fmt(r.refLoad / r.arOnlyLoad, 2)}× | ≤ 150 ms |`);
+    lines.push(`| peak RSS, AR only (whole process: model + AR adapter, 16/64/256-token reconstructs, the 16-explanation batch) | ${fmt(r.arOnlyRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.arOnlyRss, 2)}× | ≤ 1.5 GB (q4_k_m) |`);
+    lines.push(`| peak RSS, AR + AV (one base model with both adapters, their runs and 16 sequences' KV caches included) | ${fmt(r.nlaRss, 0)} MiB | ${fmt(r.refRss, 0)} MiB | ${fmt(r.refRss / r.nlaRss, 2)}× | (report) |`);
     lines.push('');
   }
   return lines.join('\n');
