@@ -7,7 +7,7 @@
 #                                       # standing in for CUDA (must give rel-RMS 0), timings on the CPU, python syntax
 #   scripts/gpu-check.sh --prepare      # only generate the models into --work (no GPU, no build beyond lib/); the
 #                                       # E2B-shape model takes several minutes to generate once, so do this first
-#   options: --skip-build   use the binaries already built (build/, variants/cuda/build/, lib/)
+#   options: --skip-build   use the binaries already built (build/, variants/cuda/build/, lib/, dist-tools/)
 #            --no-e2b       skip the E2B-shape model (generation + q4_k_m quantization + timings)
 #            --no-python    skip the transformers/peft/torch comparison
 #            --e2b          with --cpu-only: also generate the E2B-shape model and time batch 1 on the CPU (slow)
@@ -66,7 +66,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const cfg = JSON.parse(process.argv[2]);
 const ROOT = cfg.root;
-const syn = require(path.join(ROOT, 'lib', 'synthetic'));
+const syn = require(path.join(ROOT, 'dist-tools', 'tools', 'synthetic'));  // the test-model generator (npm run build:tools)
 const out = (row) => fs.appendFileSync(cfg.results, JSON.stringify(row) + '\n');
 const deadline = Date.now() + cfg.budgetMs;
 
@@ -564,7 +564,7 @@ missing=()
 [[ $mode == cpu || $prepare == 1 ]] || [[ -n "$gpu_arch" ]] || missing+=("an NVIDIA GPU (nvidia-smi)")
 if [[ $dry == 1 ]]; then
   echo "gpu-check: plan:"
-  [[ $build == 1 ]] && echo "  1. build: CPU addon (build/), TypeScript (lib/)$([[ $mode == cuda ]] && echo ", CUDA addon (variants/cuda/build/, archs ${gpu_arch:-full list})")"
+  [[ $build == 1 ]] && echo "  1. build: CPU addon (build/), TypeScript (lib/, dist-tools/)$([[ $mode == cuda ]] && echo ", CUDA addon (variants/cuda/build/, archs ${gpu_arch:-full list})")"
   echo "  2. differential $([[ $mode == cuda ]] && echo 'CUDA' || echo 'CPU(stand-in)') vs CPU on tiny synthetic models: f32 (601/541/fused/no-v), fp16-table GELU, LoRA, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m, q5_k_m, q6_k; every block output, all tokens"
   echo "  3. timings: tiny model batch 1/64$([[ $e2b == 1 ]] && echo "; E2B-shape q4_k_m (generated f16 + llama_ref quantize, cached in $work) batch 1/64 to block 17 with LoRA")"
   [[ $python == 1 ]] && echo "  4. python: $([[ $mode == cuda ]] && echo 'transformers+peft reference (numerics on the tiny f32 model, E2B bf16 timings)' || echo 'syntax check of hf_reference.py')"
@@ -584,10 +584,11 @@ row() { node -e 'require("fs").appendFileSync(process.argv[1], JSON.stringify({s
 # ---------------------------------------------------------------- 1. build
 if [[ $build == 1 ]]; then
   t0=$SECONDS
-  if node node_modules/cmake-js/bin/cmake-js compile --out build >"$work/build-cpu.log" 2>&1 && node node_modules/typescript/bin/tsc -p tsconfig.json >>"$work/build-cpu.log" 2>&1; then
-    row build OK "CPU addon + lib/" "$((SECONDS - t0)) s"
+  if node node_modules/cmake-js/bin/cmake-js compile --out build >"$work/build-cpu.log" 2>&1 && node node_modules/typescript/bin/tsc -p tsconfig.json >>"$work/build-cpu.log" 2>&1 \
+     && node node_modules/typescript/bin/tsc -p tsconfig.tools.json >>"$work/build-cpu.log" 2>&1; then
+    row build OK "CPU addon + lib/ + dist-tools/" "$((SECONDS - t0)) s"
   else
-    row build FAIL "CPU addon + lib/" "see $work/build-cpu.log"; tail -20 "$work/build-cpu.log" >&2
+    row build FAIL "CPU addon + lib/ + dist-tools/" "see $work/build-cpu.log"; tail -20 "$work/build-cpu.log" >&2
   fi
   if [[ $mode == cuda ]]; then
     t0=$SECONDS
@@ -606,7 +607,7 @@ cfg=$(node -e 'console.log(JSON.stringify({root: process.argv[1], work: process.
   e2b: process.argv[5] === "1", budgetMs: Number(process.argv[6]) * 1000, threads: 0, prepare: process.argv[7] === "1"}))' \
   "$ROOT" "$work" "$results" "$mode" "$e2b" "$left" "$prepare")
 if [[ $prepare == 1 ]]; then
-  [[ -f lib/synthetic/index.js ]] || node node_modules/typescript/bin/tsc -p tsconfig.json
+  [[ -f dist-tools/tools/synthetic/index.js ]] || node node_modules/typescript/bin/tsc -p tsconfig.tools.json
   node "$work/harness.js" "$cfg"
   node "$work/summary.js" "$results" prepare "$((SECONDS - start))"
   exit $?

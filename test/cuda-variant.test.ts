@@ -111,7 +111,7 @@ describeCuda('CUDA variant without a GPU', () => {
 
 describe('scripts/gpu-check.sh (CPU-side parts)', () => {
   const script = path.join(ROOT, 'scripts', 'gpu-check.sh');
-  const haveCpuBuild = fs.existsSync(path.join(ROOT, 'build', 'Release', 'nla_ar.node')) && fs.existsSync(path.join(ROOT, 'lib', 'synthetic', 'index.js'));
+  const haveCpuBuild = fs.existsSync(path.join(ROOT, 'build', 'Release', 'nla_ar.node')) && fs.existsSync(path.join(ROOT, 'dist-tools', 'tools', 'synthetic', 'index.js'));
   const run = (args: string[], timeout = 60_000) =>
     spawnSync('bash', [script, ...args], { cwd: ROOT, encoding: 'utf8', timeout });
 
